@@ -1,0 +1,1 @@
+"""Public contract v1: the CloudEvents envelope, commands, events and topics storefronts depend on."""

@@ -1,0 +1,88 @@
+"""Commands of contract v1: what storefronts and warehouse systems ask of orderflow."""
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# Strict numbers: "5", 5.0 and true are not quantities.
+Quantity = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\s]+$")]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+Price = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrderLine(Command):
+    sku: Sku
+    quantity: Quantity
+    unit_price: Price | None = None
+
+
+class PlaceOrder(Command):
+    """Place an order; `order_id` makes it idempotent."""
+
+    order_id: Identifier
+    customer_id: Identifier
+    customer_email: Email
+    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=100)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    allow_backorder: bool = True
+
+    @field_validator("lines")
+    @classmethod
+    def _one_line_per_sku(cls, lines: list[OrderLine]) -> list[OrderLine]:
+        skus = [line.sku for line in lines]
+        if len(set(skus)) != len(skus):
+            raise ValueError("each sku may appear on one line only")
+        return lines
+
+
+class CancelOrder(Command):
+    """Cancel a whole order, or one line of it when `sku` is given."""
+
+    order_id: Identifier
+    sku: Sku | None = None
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class RegisterProduct(Command):
+    """Register a product, or replace what is known of it."""
+
+    sku: Sku
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    backorderable: bool = True
+    discontinued: bool = False
+    lead_time_days: Annotated[int, Field(strict=True, ge=0, le=365)]
+    safety_stock: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] = 0
+    alternatives: Annotated[list[Sku], Field(max_length=10)] = []
+
+
+class ReceiveStock(Command):
+    """Stock arrived at the warehouse; `receipt_id` makes it idempotent. `po_id` names the purchase order it
+    delivers, if known; otherwise it counts against the earliest expected replenishments."""
+
+    receipt_id: Identifier
+    sku: Sku
+    quantity: Quantity
+    po_id: Identifier | None = None
+
+
+class ExpectReplenishment(Command):
+    """A purchase order will deliver `quantity` of `sku` on `expected_on`; `po_id` makes it idempotent."""
+
+    po_id: Identifier
+    sku: Sku
+    quantity: Quantity
+    expected_on: date
+
+
+ORDER_COMMANDS: dict[str, type[Command]] = {c.__name__: c for c in (PlaceOrder, CancelOrder)}
+INVENTORY_COMMANDS: dict[str, type[Command]] = {
+    c.__name__: c for c in (RegisterProduct, ReceiveStock, ExpectReplenishment)
+}

@@ -1,0 +1,54 @@
+"""The CloudEvents 1.0 structured-mode JSON envelope every message value travels in."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Text = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Envelope(BaseModel):
+    """One message. `id` is unique per message: consumers de-duplicate on it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    specversion: Literal["1.0"]
+    id: Text
+    source: Text
+    type: Annotated[str, Field(min_length=1, max_length=100)]
+    time: datetime | None = None
+    subject: Text | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    correlationid: Text | None = None
+    causationid: Text | None = None
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(
+        cls,
+        message: BaseModel,
+        *,
+        source: str,
+        subject: str | None = None,
+        id: str | None = None,
+        correlationid: str | None = None,
+        causationid: str | None = None,
+        time: datetime | None = None,
+    ) -> "Envelope":
+        """Put a command or event model into an envelope; its class name is the CloudEvents type."""
+        return cls(
+            specversion="1.0",
+            id=id or str(uuid4()),
+            source=source,
+            type=type(message).__name__,
+            time=time or datetime.now(UTC),
+            subject=subject,
+            correlationid=correlationid,
+            causationid=causationid,
+            data=message.model_dump(mode="json"),
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()

@@ -1,0 +1,219 @@
+"""Events of contract v1: facts the services publish on `orders.events`, `inventory.events` and
+`notifications.events`. Each names the aggregate it belongs to (`order_id`, `sku`), the Kafka key."""
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.commands import OrderLine
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# Why a line cannot be ordered; the storefront shows `message`.
+RefusalReason = Literal["unknown_sku", "discontinued", "not_backorderable", "backorders_not_allowed"]
+
+
+# --- orders.events (key: order_id) -------------------------------------------------------------
+
+
+class OrderPlaced(Event):
+    order_id: str
+    customer_id: str
+    customer_email: str
+    lines: list[OrderLine]
+    currency: str | None = None
+    allow_backorder: bool = True
+
+
+class OrderLineReserved(Event):
+    order_id: str
+    sku: str
+    quantity: int
+
+
+class OrderLineBackordered(Event):
+    order_id: str
+    sku: str
+    quantity: int
+    estimated_ship_date: date
+
+
+class OrderLineEtaChanged(Event):
+    order_id: str
+    sku: str
+    previous_estimated_ship_date: date
+    estimated_ship_date: date
+
+
+class OrderLineFulfilled(Event):
+    """Backordered units were filled from a receipt; they ship expedited."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    expedited: bool = True
+
+
+class OrderLineRejected(Event):
+    order_id: str
+    sku: str
+    quantity: int
+    reason: RefusalReason
+    message: str
+
+
+class RejectedLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sku: str
+    reason: RefusalReason
+    message: str
+
+
+class BackorderedLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sku: str
+    quantity: int
+    estimated_ship_date: date
+
+
+class OrderConfirmed(Event):
+    """Every accepted line is reserved from stock; `rejected_lines` could not be ordered."""
+
+    order_id: str
+    rejected_lines: list[RejectedLine] = []
+
+
+class OrderBackordered(Event):
+    """Every line is decided and some wait for stock, each with its estimated ship date."""
+
+    order_id: str
+    backordered_lines: list[BackorderedLine]
+    rejected_lines: list[RejectedLine] = []
+
+
+class OrderReadyToShip(Event):
+    """Every backordered unit has been filled; the order ships expedited."""
+
+    order_id: str
+    expedited: bool = True
+
+
+class OrderRejected(Event):
+    order_id: str
+    reason: str
+    lines: list[RejectedLine] = []
+
+
+# --- inventory.events (key: sku) ---------------------------------------------------------------
+
+
+class ProductRegistered(Event):
+    sku: str
+    name: str
+    backorderable: bool
+    discontinued: bool
+    lead_time_days: int
+    safety_stock: int
+    alternatives: list[str]
+
+
+class StockReceived(Event):
+    sku: str
+    quantity: int
+    receipt_id: str
+    po_id: str | None = None
+
+
+class ReplenishmentExpected(Event):
+    po_id: str
+    sku: str
+    quantity: int
+    expected_on: date
+
+
+class StockReserved(Event):
+    order_id: str
+    sku: str
+    quantity: int
+
+
+class BackorderCreated(Event):
+    order_id: str
+    sku: str
+    quantity: int
+    estimated_ship_date: date
+    backordered_on: date
+
+
+class BackorderEtaChanged(Event):
+    order_id: str
+    sku: str
+    quantity: int
+    previous_estimated_ship_date: date
+    estimated_ship_date: date
+
+
+class BackorderFulfilled(Event):
+    """`quantity` units of a backorder were filled, oldest backorder first; `remaining` still wait."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    remaining: int
+    expedited: bool = True
+
+
+class OutOfStock(Event):
+    """An order line that cannot be ordered at all, with a reason a storefront can show."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    reason: RefusalReason
+    message: str
+
+
+# --- notifications.events (key: order_id) ------------------------------------------------------
+
+
+class NotificationSent(Event):
+    notification_id: str
+    order_id: str
+    customer_id: str
+    kind: Literal["backorder_created", "backorder_fulfilled"]
+    channel: Literal["email"]
+
+
+ORDER_EVENTS: dict[str, type[Event]] = {
+    e.__name__: e
+    for e in (
+        OrderPlaced,
+        OrderLineReserved,
+        OrderLineBackordered,
+        OrderLineEtaChanged,
+        OrderLineFulfilled,
+        OrderLineRejected,
+        OrderConfirmed,
+        OrderBackordered,
+        OrderReadyToShip,
+        OrderRejected,
+    )
+}
+INVENTORY_EVENTS: dict[str, type[Event]] = {
+    e.__name__: e
+    for e in (
+        ProductRegistered,
+        StockReceived,
+        ReplenishmentExpected,
+        StockReserved,
+        BackorderCreated,
+        BackorderEtaChanged,
+        BackorderFulfilled,
+        OutOfStock,
+    )
+}
+NOTIFICATION_EVENTS: dict[str, type[Event]] = {NotificationSent.__name__: NotificationSent}

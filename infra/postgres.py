@@ -1,0 +1,70 @@
+"""PostgreSQL for the local stack: DATABASE_URL if set, else the local server (started when installed
+but down), else an embedded pgserver in a project-local folder."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import asyncpg
+
+from services.runtime.settings import DEFAULT_DATABASE_URL
+
+STATE = Path(os.environ.get("ORDERFLOW_STATE_DIR", Path(__file__).resolve().parent.parent / ".local"))
+
+
+async def answers(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=3)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _as_postgres(sql: str) -> None:
+    """Run SQL as the server's superuser over its socket (peer auth), as root on a packaged server."""
+    subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                   check=True, capture_output=True, cwd="/")
+
+
+def _start_packaged_server() -> bool:
+    """Start a Debian-packaged cluster that is installed but down, and give it our role and database."""
+    if not shutil.which("pg_lsclusters") or os.geteuid() != 0:
+        return False
+    clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout.split()
+    if len(clusters) < 4:
+        return False
+    version, name, status = clusters[0], clusters[1], clusters[3]
+    if status != "online":
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start"], check=True)
+    exists = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-tAc", "SELECT 1 FROM pg_roles WHERE rolname = 'orderflow'"],
+        capture_output=True, text=True, cwd="/").stdout.strip()
+    if exists != "1":
+        _as_postgres("CREATE ROLE orderflow LOGIN SUPERUSER PASSWORD 'orderflow'")
+    has_db = subprocess.run(
+        ["runuser", "-u", "postgres", "--", "psql", "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'orderflow'"],
+        capture_output=True, text=True, cwd="/").stdout.strip()
+    if has_db != "1":
+        _as_postgres("CREATE DATABASE orderflow OWNER orderflow")
+    return True
+
+
+def _embedded_server() -> str:
+    import pgserver  # a PostgreSQL build in a wheel: no system install needed
+
+    server = pgserver.get_server(STATE / "pgdata", cleanup_mode=None)
+    return server.get_uri()
+
+
+def ensure_database() -> tuple[str, str]:
+    """(url, what it is): the database the stack uses, started if need be."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url, "DATABASE_URL"
+    if asyncio.run(answers(DEFAULT_DATABASE_URL)):
+        return DEFAULT_DATABASE_URL, "local PostgreSQL server"
+    if _start_packaged_server() and asyncio.run(answers(DEFAULT_DATABASE_URL)):
+        return DEFAULT_DATABASE_URL, "local PostgreSQL server (started)"
+    return _embedded_server(), "embedded PostgreSQL (pgserver)"

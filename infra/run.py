@@ -1,0 +1,75 @@
+"""`make run`: the whole system on an embedded default until Ctrl-C. Uses KAFKA_BOOTSTRAP_SERVERS,
+DATABASE_URL and SMTP_URL when set; otherwise starts a local broker, database and mail sink."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+
+from infra import kafka, postgres
+from infra.mailsink import MailSink
+from infra.services import SERVICES, start_services, stop_services, wait_healthy
+from infra.topics import create_topics
+from services.runtime import db
+from services.runtime.settings import HTTP_PORTS
+
+
+def main() -> None:
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection refusals while a broker starts
+    with contextlib.ExitStack() as stack:
+        env: dict[str, str] = {}
+        if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            kafka_info = f"{bootstrap} (KAFKA_BOOTSTRAP_SERVERS)"
+        else:
+            print("starting a local Kafka broker…", flush=True)
+            broker = kafka.start_local_broker(9092)
+            stack.callback(broker.stop)
+            bootstrap = broker.bootstrap_servers
+            kafka_info = f"{bootstrap} ({broker.kind}, data in {postgres.STATE})"
+            env["KAFKA_SESSION_TIMEOUT_MS"] = "2000"
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+
+        database_url, database_info = postgres.ensure_database()
+        env["DATABASE_URL"] = database_url
+
+        if smtp_url := os.environ.get("SMTP_URL"):
+            mail_info = f"{smtp_url} (SMTP_URL)"
+        else:
+            sink = MailSink(postgres.STATE / "mail").start()
+            stack.callback(sink.stop)
+            smtp_url = sink.url
+            mail_info = f"{smtp_url}, each mail kept as a file in {sink.folder}"
+        env["SMTP_URL"] = smtp_url
+
+        created = asyncio.run(create_topics(bootstrap))
+        for name in SERVICES:
+            asyncio.run(db.migrate(database_url, name))
+
+        processes = start_services(env)
+        stack.callback(stop_services, processes)
+        wait_healthy(env, processes)
+        print(
+            "\norderflow is running\n"
+            f"  kafka          {kafka_info}; topics created: {len(created)}\n"
+            f"  postgres       {database_info}\n"
+            f"  mail           {mail_info}\n"
+            + "".join(f"  {name:<14} http://127.0.0.1:{HTTP_PORTS[name]}  (/health, /metrics)\n" for name in SERVICES)
+            + "Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        try:
+            while all(p.poll() is None for p in processes.values()):
+                time.sleep(0.5)
+            print("a service exited; stopping everything", flush=True)
+        except KeyboardInterrupt:
+            print("\nstopping…", flush=True)
+        # A second Ctrl-C must not cut the clean-up short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The SKU aggregate, pure: allocation, backorders, FIFO fulfilment and ETAs. No I/O.
+
+Each decision emits events and applies them to the state as it goes (through `evolve`), so the next
+decision in a batch sees the last. Folding the emitted events from an empty state gives the same state.
+"""
+
+from datetime import date, timedelta
+
+from pydantic import BaseModel
+
+from contracts.commands import ExpectReplenishment, ReceiveStock, RegisterProduct
+from contracts.events import (
+    BackorderCreated,
+    BackorderEtaChanged,
+    BackorderFulfilled,
+    Event,
+    OrderPlaced,
+    OutOfStock,
+    ProductRegistered,
+    ReplenishmentExpected,
+    StockReceived,
+    StockReserved,
+)
+
+
+class Product(BaseModel):
+    name: str
+    backorderable: bool
+    discontinued: bool
+    lead_time_days: int
+    safety_stock: int = 0
+    alternatives: list[str] = []
+
+
+class Backorder(BaseModel):
+    order_id: str
+    quantity: int  # still waiting
+    placed_on: date
+    eta: date
+
+
+class Replenishment(BaseModel):
+    po_id: str
+    quantity: int  # not yet received
+    expected_on: date
+
+
+class Sku(BaseModel):
+    sku: str
+    product: Product | None = None
+    on_hand: int = 0  # physically in the warehouse
+    reserved: int = 0  # of on_hand, promised to orders
+    backorders: list[Backorder] = []  # oldest first
+    replenishments: list[Replenishment] = []  # earliest first
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    @property
+    def backordered(self) -> int:
+        return sum(b.quantity for b in self.backorders)
+
+
+# --- decisions ---------------------------------------------------------------------------------
+
+
+def register_product(state: Sku, cmd: RegisterProduct) -> list[Event]:
+    product = Product(**cmd.model_dump(exclude={"sku"}))
+    if state.product == product:
+        return []
+    return _apply(state, [ProductRegistered(sku=cmd.sku, **product.model_dump())])
+
+
+def expect_replenishment(state: Sku, cmd: ExpectReplenishment, today: date) -> list[Event]:
+    if any(r.po_id == cmd.po_id for r in state.replenishments):
+        return []  # the same purchase order again
+    events = _apply(state, [ReplenishmentExpected(**cmd.model_dump())])
+    return events + _apply(state, _eta_changes(state, today))
+
+
+def receive_stock(state: Sku, cmd: ReceiveStock, today: date) -> list[Event]:
+    """Stock arrives: fill waiting backorders oldest first, partially if short; the rest is available."""
+    events = _apply(state, [StockReceived(**cmd.model_dump())])
+    fills: list[Event] = []
+    available = state.available
+    for backorder in state.backorders:
+        if available == 0:
+            break
+        filled = min(backorder.quantity, available)
+        available -= filled
+        fills.append(
+            BackorderFulfilled(
+                order_id=backorder.order_id, sku=state.sku, quantity=filled, remaining=backorder.quantity - filled
+            )
+        )
+    events += _apply(state, fills)
+    return events + _apply(state, _eta_changes(state, today))
+
+
+def allocate(state: Sku, order: OrderPlaced, quantity: int, today: date) -> list[Event]:
+    """Reserve what is available now; the rest becomes a backorder when it may, else the line is refused."""
+    refusal = _refusal(state, order, quantity)
+    if refusal:
+        reason, message = refusal
+        return [OutOfStock(order_id=order.order_id, sku=state.sku, quantity=quantity, reason=reason, message=message)]
+    events: list[Event] = []
+    reserved = min(quantity, state.available)
+    if reserved:
+        events.append(StockReserved(order_id=order.order_id, sku=state.sku, quantity=reserved))
+    if short := quantity - reserved:
+        eta = _etas(state, today, extra=short)[-1]
+        events.append(
+            BackorderCreated(
+                order_id=order.order_id, sku=state.sku, quantity=short, estimated_ship_date=eta, backordered_on=today
+            )
+        )
+    return _apply(state, events)
+
+
+def _refusal(state: Sku, order: OrderPlaced, quantity: int) -> tuple[str, str] | None:
+    product = state.product
+    if product is None:
+        return "unknown_sku", f"{state.sku} is not a product we sell"
+    if quantity <= state.available:
+        return None
+    if product.discontinued:
+        return "discontinued", f"{product.name} is discontinued and only {state.available} are left"
+    if not product.backorderable:
+        return "not_backorderable", f"{product.name} cannot be backordered and only {state.available} are in stock"
+    if not order.allow_backorder:
+        return "backorders_not_allowed", f"only {state.available} of {product.name} are in stock and backorders were declined"
+    return None
+
+
+def _etas(state: Sku, today: date, extra: int = 0) -> list[date]:
+    """Estimated ship date of each waiting backorder (and of a new one of `extra` units placed today):
+    the expected replenishment that covers its last unit, oldest backorder served first, else the day it
+    was placed plus the supplier lead time. Never a day already past."""
+    lead_time = timedelta(days=state.product.lead_time_days if state.product else 0)
+    supply = [[r.expected_on, r.quantity] for r in state.replenishments]
+    demand = [(b.quantity, b.placed_on) for b in state.backorders] + ([(extra, today)] if extra else [])
+    etas = []
+    for need, placed_on in demand:
+        covered_on = None
+        while need and supply:
+            take = min(need, supply[0][1])
+            need -= take
+            supply[0][1] -= take
+            covered_on = supply[0][0]
+            if supply[0][1] == 0:
+                supply.pop(0)
+        etas.append(max(today, covered_on if need == 0 and covered_on else placed_on + lead_time))
+    return etas
+
+
+def _eta_changes(state: Sku, today: date) -> list[Event]:
+    return [
+        BackorderEtaChanged(
+            order_id=b.order_id,
+            sku=state.sku,
+            quantity=b.quantity,
+            previous_estimated_ship_date=b.eta,
+            estimated_ship_date=eta,
+        )
+        for b, eta in zip(state.backorders, _etas(state, today), strict=True)
+        if eta != b.eta
+    ]
+
+
+def _apply(state: Sku, events: list[Event]) -> list[Event]:
+    for event in events:
+        evolve(state, event)
+    return events
+
+
+def availability(state: Sku, today: date) -> tuple[str, int, date | None]:
+    """What a storefront should show: ("in_stock", quantity, None), ("backorderable", 0, eta) or
+    ("unavailable", 0, None)."""
+    if state.product is None:
+        return "unavailable", 0, None
+    if state.available > 0:
+        return "in_stock", state.available, None
+    if state.product.discontinued or not state.product.backorderable:
+        return "unavailable", 0, None
+    return "backorderable", 0, _etas(state, today, extra=1)[-1]
+
+
+# --- evolution ---------------------------------------------------------------------------------
+
+
+def evolve(state: Sku, event: Event) -> Sku:
+    """Fold one event into the state (in place), and return it."""
+    match event:
+        case ProductRegistered():
+            state.product = Product(**event.model_dump(exclude={"sku"}))
+        case ReplenishmentExpected():
+            state.replenishments.append(Replenishment(po_id=event.po_id, quantity=event.quantity, expected_on=event.expected_on))
+            state.replenishments.sort(key=lambda r: (r.expected_on, r.po_id))
+        case StockReceived():
+            state.on_hand += event.quantity
+            _count_against_replenishments(state, event.quantity, event.po_id)
+        case StockReserved():
+            state.reserved += event.quantity
+        case BackorderCreated():
+            state.backorders.append(
+                Backorder(
+                    order_id=event.order_id,
+                    quantity=event.quantity,
+                    placed_on=event.backordered_on,
+                    eta=event.estimated_ship_date,
+                )
+            )
+        case BackorderFulfilled():
+            state.reserved += event.quantity
+            backorder = next(b for b in state.backorders if b.order_id == event.order_id)
+            backorder.quantity -= event.quantity
+            if backorder.quantity == 0:
+                state.backorders.remove(backorder)
+        case BackorderEtaChanged():
+            next(b for b in state.backorders if b.order_id == event.order_id).eta = event.estimated_ship_date
+    return state
+
+
+def _count_against_replenishments(state: Sku, quantity: int, po_id: str | None) -> None:
+    """A receipt delivers its purchase order if named, else the earliest expected ones."""
+    ordered = sorted(state.replenishments, key=lambda r: r.po_id != po_id) if po_id else state.replenishments
+    for replenishment in ordered:
+        if quantity == 0:
+            break
+        take = min(quantity, replenishment.quantity)
+        replenishment.quantity -= take
+        quantity -= take
+    state.replenishments = [r for r in state.replenishments if r.quantity]

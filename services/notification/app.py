@@ -1,0 +1,33 @@
+"""The notification service: learns contacts from orders, emails customers about their backorders,
+records each notification as NotificationSent."""
+
+from contracts import topics
+from contracts.events import BackorderCreated, BackorderFulfilled, OrderPlaced
+from services.notification import handlers
+from services.notification.dispatch import Dispatcher
+from services.runtime.messages import Subscription
+from services.runtime.service import Runtime, Service, serve
+
+
+def background(runtime: Runtime):
+    dispatcher = Dispatcher(runtime.pool, runtime.settings.smtp_url, runtime.settings.mail_from,
+                            on_recorded=runtime.relay.wake)
+    runtime.after_commit.append(dispatcher.wake)
+    return [dispatcher.run()]
+
+
+SERVICE = Service(
+    name="notification",
+    subscriptions=[
+        Subscription(topics.ORDERS_EVENTS, {"OrderPlaced": OrderPlaced}, strict=False),
+        Subscription(topics.INVENTORY_EVENTS, {e.__name__: e for e in (BackorderCreated, BackorderFulfilled)}, strict=False),
+    ],
+    handle=handlers.handle,
+    inbox_key=handlers.inbox_key,
+    events_topic=topics.NOTIFICATIONS_EVENTS,
+    key_field="order_id",
+    background=background,
+)
+
+if __name__ == "__main__":
+    serve(SERVICE)

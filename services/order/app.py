@@ -1,0 +1,43 @@
+"""The order service: PlaceOrder in, order events out, GET /orders/{order_id}."""
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from contracts import topics
+from contracts.commands import PlaceOrder
+from contracts.events import BackorderCreated, BackorderEtaChanged, BackorderFulfilled, OutOfStock, StockReserved
+from services.order import handlers, projections
+from services.runtime.messages import Subscription
+from services.runtime.service import Runtime, Service, serve
+
+
+def routes(runtime: Runtime) -> list[Route]:
+    async def get_order(request: Request) -> JSONResponse:
+        order = await projections.find(runtime.pool, request.path_params["order_id"])
+        if order is None:
+            return JSONResponse({"error": "order not found"}, status_code=404)
+        return JSONResponse(order)
+
+    return [Route("/orders/{order_id}", get_order)]
+
+
+SERVICE = Service(
+    name="order",
+    subscriptions=[
+        Subscription(topics.ORDERS_COMMANDS, {"PlaceOrder": PlaceOrder}, strict=True),
+        Subscription(
+            topics.INVENTORY_EVENTS,
+            {e.__name__: e for e in (StockReserved, BackorderCreated, BackorderEtaChanged, BackorderFulfilled, OutOfStock)},
+            strict=False,
+        ),
+    ],
+    handle=handlers.handle,
+    inbox_key=handlers.inbox_key,
+    events_topic=topics.ORDERS_EVENTS,
+    key_field="order_id",
+    routes=routes,
+)
+
+if __name__ == "__main__":
+    serve(SERVICE)

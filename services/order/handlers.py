@@ -1,0 +1,48 @@
+"""Order use cases, one transaction per batch: place orders, and record what inventory did for them."""
+
+import asyncpg
+import structlog
+
+from contracts.commands import PlaceOrder
+from contracts.events import ORDER_EVENTS, Event
+from services.order import domain, projections
+from services.order.domain import Order
+from services.runtime.eventstore import Streams, replay
+from services.runtime.messages import Message
+
+log = structlog.get_logger()
+
+
+def inbox_key(message: Message) -> str:
+    # PlaceOrder is idempotent on order_id, whatever its message id.
+    if isinstance(message.body, PlaceOrder):
+        return f"PlaceOrder:{message.body.order_id}"
+    return message.envelope.id
+
+
+async def handle(conn: asyncpg.Connection, messages: list[Message]) -> None:
+    orders: Streams[Order] = Streams(conn, Order)
+    await orders.load(m.body.order_id for m in messages)
+    for message in messages:
+        order_id = message.body.order_id
+        order = orders.get(order_id)
+        with structlog.contextvars.bound_contextvars(order_id=order_id, correlation_id=message.envelope.correlationid):
+            if isinstance(message.body, PlaceOrder):
+                events = domain.place(order, message.body)
+                if events:
+                    orders.record(order_id, domain.evolve(None, events[0]), events, message.envelope)
+            elif order is None:
+                log.warning("allocation event for an unknown order skipped", type=message.type)
+            else:
+                orders.record(order_id, order, domain.record_allocation(order, message.body), message.envelope)
+    changed = await orders.save()
+    await projections.project(conn, changed.values())
+
+
+def parse_event(type_: str, data: str) -> Event:
+    return ORDER_EVENTS[type_].model_validate_json(data)
+
+
+async def rebuild_projections(conn: asyncpg.Connection) -> None:
+    states = await replay(conn, parse_event, domain.evolve, lambda _: None)
+    await projections.rebuild(conn, states.values())

@@ -1,0 +1,80 @@
+"""The order read model: one row per order and per line, written from the aggregates a batch changed."""
+
+from collections.abc import Iterable
+
+import asyncpg
+
+from services.order.domain import Order
+
+UPSERT_ORDERS = """
+INSERT INTO orders (order_id, customer_id, status, currency)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
+"""
+UPSERT_LINES = """
+INSERT INTO order_lines (order_id, sku, quantity, unit_price, reserved, backordered, fulfilled,
+                         estimated_ship_date, rejection_reason, rejection_message)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::numeric[], $5::int[], $6::int[], $7::int[],
+                     $8::date[], $9::text[], $10::text[])
+ON CONFLICT (order_id, sku) DO UPDATE SET
+    reserved = EXCLUDED.reserved, backordered = EXCLUDED.backordered, fulfilled = EXCLUDED.fulfilled,
+    estimated_ship_date = EXCLUDED.estimated_ship_date, rejection_reason = EXCLUDED.rejection_reason,
+    rejection_message = EXCLUDED.rejection_message
+"""
+FIND_ORDER = "SELECT order_id, customer_id, status, currency, updated_at FROM orders WHERE order_id = $1"
+FIND_LINES = """
+SELECT sku, quantity, unit_price, reserved, backordered, fulfilled, estimated_ship_date,
+       rejection_reason, rejection_message
+FROM order_lines WHERE order_id = $1 ORDER BY sku
+"""
+
+
+async def project(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:
+    orders = list(orders)
+    if not orders:
+        return
+    await conn.execute(UPSERT_ORDERS, *zip(*((o.order_id, o.customer_id, o.status, o.currency) for o in orders)))
+    lines = [
+        (o.order_id, l.sku, l.quantity, l.unit_price, l.reserved, l.backordered, l.fulfilled, l.eta,
+         l.rejection.reason if l.rejection else None, l.rejection.message if l.rejection else None)
+        for o in orders
+        for l in o.lines
+    ]
+    await conn.execute(UPSERT_LINES, *zip(*lines))
+
+
+async def rebuild(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:
+    async with conn.transaction():
+        await conn.execute("TRUNCATE orders, order_lines")
+        await project(conn, orders)
+
+
+async def find(pool: asyncpg.Pool, order_id: str) -> dict | None:
+    """The order as a storefront sees it, or None."""
+    async with pool.acquire() as conn:
+        order = await conn.fetchrow(FIND_ORDER, order_id)
+        if order is None:
+            return None
+        lines = await conn.fetch(FIND_LINES, order_id)
+    return {
+        "order_id": order["order_id"],
+        "customer_id": order["customer_id"],
+        "status": order["status"],
+        "currency": order["currency"],
+        "updated_at": order["updated_at"].isoformat(),
+        "lines": [
+            {
+                "sku": l["sku"],
+                "quantity": l["quantity"],
+                "unit_price": str(l["unit_price"]) if l["unit_price"] is not None else None,
+                "reserved": l["reserved"],
+                "backordered": l["backordered"],
+                "fulfilled": l["fulfilled"],
+                "estimated_ship_date": l["estimated_ship_date"].isoformat() if l["estimated_ship_date"] else None,
+                "rejection": {"reason": l["rejection_reason"], "message": l["rejection_message"]}
+                if l["rejection_reason"]
+                else None,
+            }
+            for l in lines
+        ],
+    }

@@ -1,0 +1,123 @@
+"""The event store: streams of events with optimistic concurrency, and the snapshots that let a batch
+load every aggregate it touches in one round trip."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+from uuid import uuid4
+
+import asyncpg
+import structlog
+from pydantic import BaseModel
+
+from contracts.envelope import Envelope
+from contracts.events import Event
+
+State = TypeVar("State", bound=BaseModel)
+log = structlog.get_logger()
+
+# Appends take this lock (per schema) until commit, so positions become visible in commit order and
+# the relay, reading past its cursor, can never skip a row that commits late.
+APPEND = """
+WITH ordered AS (SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.events')))
+INSERT INTO events (stream_id, version, event_id, type, data, correlation_id, causation_id)
+SELECT e.* FROM ordered,
+    unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::jsonb[], $6::text[], $7::text[]) AS e
+"""
+LOCK_SNAPSHOTS = """
+SELECT stream_id, version, state FROM snapshots WHERE stream_id = ANY($1::text[]) ORDER BY stream_id FOR UPDATE
+"""
+SAVE_SNAPSHOTS = """
+INSERT INTO snapshots (stream_id, version, state)
+SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[])
+ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state
+"""
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to one of the streams first; the batch is retried."""
+
+
+@dataclass
+class Stream(Generic[State]):
+    state: State | None
+    version: int
+    pending: list[tuple[Event, Envelope]] = field(default_factory=list)
+
+
+class Streams(Generic[State]):
+    """The aggregates one batch works on: load them locked, record events, save in one go."""
+
+    def __init__(self, conn: asyncpg.Connection, state_type: type[State]) -> None:
+        self._conn = conn
+        self._state_type = state_type
+        self._streams: dict[str, Stream[State]] = {}
+
+    async def load(self, stream_ids: Iterable[str]) -> None:
+        wanted = sorted(set(stream_ids) - self._streams.keys())  # sorted: a fixed lock order, no deadlocks
+        rows = await self._conn.fetch(LOCK_SNAPSHOTS, wanted)
+        for row in rows:
+            self._streams[row["stream_id"]] = Stream(self._state_type.model_validate_json(row["state"]), row["version"])
+        for stream_id in wanted:
+            self._streams.setdefault(stream_id, Stream(None, 0))
+
+    def get(self, stream_id: str) -> State | None:
+        return self._streams[stream_id].state
+
+    def record(self, stream_id: str, state: State, events: list[Event], cause: Envelope) -> None:
+        """`state` is the aggregate after `events`, which `cause` (a command or event) brought about."""
+        stream = self._streams[stream_id]
+        stream.state = state
+        stream.pending.extend((event, cause) for event in events)
+
+    async def save(self) -> dict[str, State]:
+        """Append every recorded event and the new snapshots, one statement each; returns the changed
+        aggregates, for the projections."""
+        columns: tuple[list, ...] = ([], [], [], [], [], [], [])
+        snapshots: tuple[list, ...] = ([], [], [])
+        changed = {}
+        for stream_id, stream in self._streams.items():
+            if not stream.pending:
+                continue
+            for event, cause in stream.pending:
+                stream.version += 1
+                row = (stream_id, stream.version, uuid4(), type(event).__name__, event.model_dump_json(),
+                       cause.correlationid or cause.id, cause.id)
+                for column, value in zip(columns, row, strict=True):
+                    column.append(value)
+                log.info("event recorded", stream_id=stream_id, type=type(event).__name__,
+                         order_id=getattr(event, "order_id", None), correlation_id=row[5])
+            for column, value in zip(snapshots, (stream_id, stream.version, stream.state.model_dump_json()), strict=True):
+                column.append(value)
+            stream.pending.clear()
+            changed[stream_id] = stream.state
+        if not changed:
+            return {}
+        await append(self._conn, columns)
+        await self._conn.execute(SAVE_SNAPSHOTS, *snapshots)
+        return changed
+
+
+async def append(conn: asyncpg.Connection, columns: tuple[list, ...]) -> None:
+    """Append rows given column-wise: stream_id, version, event_id, type, data (JSON), correlation_id,
+    causation_id."""
+    try:
+        await conn.execute(APPEND, *columns)
+    except asyncpg.UniqueViolationError as error:
+        raise ConcurrencyError(str(error)) from error
+
+
+async def replay(
+    conn: asyncpg.Connection,
+    parse: Callable[[str, str], Event],
+    evolve: Callable[[State | None, Event], State],
+    initial: Callable[[str], State | None],
+) -> dict[str, State]:
+    """Fold every stream from its first event: the state a rebuild starts from."""
+    states: dict[str, State] = {}
+    async with conn.transaction():
+        async for row in conn.cursor("SELECT stream_id, type, data FROM events ORDER BY position"):
+            sid = row["stream_id"]
+            state = states[sid] if sid in states else initial(sid)
+            states[sid] = evolve(state, parse(row["type"], row["data"]))
+    return states

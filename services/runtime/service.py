@@ -1,0 +1,158 @@
+"""Wires one service: its FastStream batch subscriber, outbox relay, Postgres pool and HTTP routes
+(with /health and /metrics) into a Starlette app that uvicorn runs."""
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+import uvicorn
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.runtime import db
+from services.runtime import logging as logs
+from services.runtime.consumer import BatchConsumer, Handler
+from services.runtime.messages import Message, Subscription
+from services.runtime.relay import OutboxRelay
+from services.runtime.settings import Settings
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Service:
+    """What makes one service: what it reads, how it handles a batch, where its events go."""
+
+    name: str
+    subscriptions: Sequence[Subscription]
+    handle: Handler
+    inbox_key: Callable[[Message], str]
+    events_topic: str
+    key_field: str  # the data field that is the Kafka key of its events
+    routes: Callable[["Runtime"], list[Route]] = lambda runtime: []
+    # Extra loops that run beside the consumer, given the runtime (e.g. the mail dispatcher).
+    background: Callable[["Runtime"], Sequence[Awaitable]] = lambda runtime: []
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    broker: KafkaBroker
+    pool: asyncpg.Pool | None = None
+    relay: OutboxRelay | None = None
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+async def _raw_values(message: KafkaMessage) -> list[bytes | None]:
+    # No JSON guessing by FastStream: a malformed value must reach us to be dead-lettered.
+    return [record.value for record in message.raw_message]
+
+
+def _readable(value: bytes | None) -> bytes:
+    try:
+        (value or b"").decode()
+        return value or b""
+    except UnicodeDecodeError:
+        return b""
+
+
+async def _lenient_parser(records, original_parser):
+    """FastStream's parser fails on a header value that is not UTF-8, before any handler can dead-letter
+    the batch; parse a copy with such values blanked and hand the untouched records on."""
+    cleaned = tuple(dataclasses.replace(r, headers=tuple((k, _readable(v)) for k, v in r.headers)) for r in records)
+    message = await original_parser(cleaned)
+    message.raw_message = records
+    return message
+
+
+def build_app(service: Service, settings: Settings) -> Starlette:
+    logs.configure(service.name, settings.log_level)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,  # Tansu cannot; the outbox and the inbox give effectively-once anyway
+        linger_ms=2,
+        ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the handler returns; on error seek back
+        allow_auto_create_topics=False,
+        log_level=logging.DEBUG,  # FastStream's per-message lines; ours carry order ids
+        graceful_timeout=15,
+        client_id=f"orderflow-{service.name}",
+    )
+    runtime = Runtime(settings, broker)
+    consumer: BatchConsumer | None = None
+
+    @broker.subscriber(
+        *[s.topic for s in service.subscriptions],
+        batch=True,
+        group_id=f"orderflow-{service.name}",
+        max_records=settings.batch_size,
+        batch_timeout_ms=100,
+        decoder=_raw_values,
+        parser=_lenient_parser,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 4, 250),
+        max_poll_interval_ms=300_000,
+        fetch_max_wait_ms=50,
+    )
+    async def on_batch(body: list[bytes | None], message: KafkaMessage) -> None:
+        await consumer.process(message.raw_message)
+
+    def after_commit() -> None:
+        for wake in runtime.after_commit:
+            wake()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        nonlocal consumer
+        await db.migrate(settings.database_url, service.name)
+        runtime.pool = await db.connect_pool(settings.database_url, service.name)
+        runtime.relay = OutboxRelay(settings.database_url, service.name, service.events_topic, service.key_field,
+                                    broker.publish)
+        runtime.after_commit.append(runtime.relay.wake)
+        consumer = BatchConsumer(service.name, runtime.pool, service.subscriptions, service.handle,
+                                 service.inbox_key, broker.publish, after_commit)
+        await broker.connect()
+        tasks = [asyncio.create_task(runtime.relay.run())]
+        tasks += [asyncio.create_task(loop) for loop in service.background(runtime)]
+        await broker.start()
+        log.info("service started", topics=[s.topic for s in service.subscriptions],
+                 http=f"http://{settings.http_host}:{settings.http_port}")
+        try:
+            yield
+        finally:
+            await broker.stop()  # finishes and commits the batch in hand
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.pool.close()
+            log.info("service stopped")
+
+    async def health(request: Request) -> JSONResponse:
+        try:
+            await runtime.pool.fetchval("SELECT 1")
+        except Exception as error:  # the probe answers; it does not crash
+            return JSONResponse({"status": "unavailable", "database": repr(error)}, status_code=503)
+        return JSONResponse({"status": "ok", "service": service.name})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [Route("/health", health), Route("/metrics", metrics)] + service.routes(runtime)
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def serve(service: Service) -> None:
+    settings = Settings(service.name)
+    app = build_app(service, settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning", access_log=False)

@@ -1,0 +1,30 @@
+"""Settings from the environment, with the defaults of the local stack `make run` starts."""
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "postgresql://orderflow:orderflow@127.0.0.1:5432/orderflow"
+HTTP_PORTS = {"order": 8001, "inventory": 8002, "notification": 8003}
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    kafka_bootstrap_servers: str = field(default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", DEFAULT_DATABASE_URL))
+    smtp_url: str = field(default_factory=lambda: _env("SMTP_URL", "smtp://127.0.0.1:8025"))
+    mail_from: str = field(default_factory=lambda: _env("MAIL_FROM", "orders@orderflow.example"))
+    http_host: str = field(default_factory=lambda: _env("HTTP_HOST", "127.0.0.1"))
+    log_level: str = field(default_factory=lambda: _env("LOG_LEVEL", "info"))
+    # Apache Kafka refuses less than its group.min.session.timeout.ms (6 s by default; our local
+    # broker allows 1 s). A short timeout makes group joins and takeovers quick.
+    kafka_session_timeout_ms: int = field(default_factory=lambda: int(_env("KAFKA_SESSION_TIMEOUT_MS", "6000")))
+    batch_size: int = field(default_factory=lambda: int(_env("BATCH_SIZE", "500")))
+
+    @property
+    def http_port(self) -> int:
+        return int(_env(f"{self.service.upper()}_HTTP_PORT", str(HTTP_PORTS[self.service])))

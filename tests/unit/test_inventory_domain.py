@@ -1,0 +1,164 @@
+"""The SKU aggregate: allocation, backorders, FIFO fulfilment and ETAs, without I/O."""
+
+from datetime import date, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
+from contracts.events import (
+    BackorderCreated,
+    BackorderEtaChanged,
+    BackorderFulfilled,
+    OrderPlaced,
+    OutOfStock,
+    StockReserved,
+)
+from services.inventory import domain
+from services.inventory.domain import Sku
+
+TODAY = date(2026, 11, 25)
+
+
+def product(sku="A", **overrides) -> Sku:
+    state = Sku(sku=sku)
+    fields = {"sku": sku, "name": "Anvil", "lead_time_days": 14} | overrides
+    domain.register_product(state, RegisterProduct(**fields))
+    return state
+
+
+def order(order_id: str, quantity: int, sku="A", allow_backorder=True) -> OrderPlaced:
+    return OrderPlaced(order_id=order_id, customer_id="c", customer_email="c@example.com",
+                       lines=[OrderLine(sku=sku, quantity=quantity)], allow_backorder=allow_backorder)
+
+
+def receive(state: Sku, quantity: int, receipt_id="r1", po_id=None):
+    return domain.receive_stock(state, ReceiveStock(receipt_id=receipt_id, sku=state.sku, quantity=quantity, po_id=po_id), TODAY)
+
+
+def allocate(state: Sku, order_id: str, quantity: int, **kw):
+    return domain.allocate(state, order(order_id, quantity, sku=state.sku, **kw), quantity, TODAY)
+
+
+def test_in_stock_line_is_reserved_in_full():
+    state = product()
+    receive(state, 10)
+    assert allocate(state, "o1", 4) == [StockReserved(order_id="o1", sku="A", quantity=4)]
+    assert (state.on_hand, state.reserved, state.available) == (10, 4, 6)
+
+
+def test_short_line_reserves_what_is_there_and_backorders_the_rest_with_lead_time_eta():
+    state = product()
+    receive(state, 3)
+    events = allocate(state, "o1", 5)
+    assert events == [
+        StockReserved(order_id="o1", sku="A", quantity=3),
+        BackorderCreated(order_id="o1", sku="A", quantity=2, estimated_ship_date=TODAY + timedelta(days=14),
+                         backordered_on=TODAY),
+    ]
+    assert state.available == 0 and state.backordered == 2
+
+
+def test_backorder_eta_comes_from_the_first_replenishment_not_promised_to_earlier_backorders():
+    state = product()
+    domain.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=5, expected_on=date(2026, 12, 1)), TODAY)
+    domain.expect_replenishment(state, ExpectReplenishment(po_id="p2", sku="A", quantity=5, expected_on=date(2026, 12, 8)), TODAY)
+    first = allocate(state, "o1", 4)[-1]
+    second = allocate(state, "o2", 4)[-1]  # 1 unit left of p1, 3 from p2
+    third = allocate(state, "o3", 4)[-1]  # 2 left of p2: not covered, lead time
+    assert first.estimated_ship_date == date(2026, 12, 1)
+    assert second.estimated_ship_date == date(2026, 12, 8)
+    assert third.estimated_ship_date == TODAY + timedelta(days=14)
+
+
+def test_new_replenishment_moves_the_eta_of_waiting_backorders():
+    state = product()
+    allocate(state, "o1", 2)
+    events = domain.expect_replenishment(
+        state, ExpectReplenishment(po_id="p1", sku="A", quantity=10, expected_on=date(2026, 12, 1)), TODAY)
+    assert events[-1] == BackorderEtaChanged(order_id="o1", sku="A", quantity=2,
+                                             previous_estimated_ship_date=TODAY + timedelta(days=14),
+                                             estimated_ship_date=date(2026, 12, 1))
+
+
+def test_short_receipt_fills_oldest_backorder_first():
+    state = product()
+    for order_id in ("o1", "o2", "o3"):
+        allocate(state, order_id, 4)
+    events = receive(state, 6)
+    fills = [e for e in events if isinstance(e, BackorderFulfilled)]
+    assert fills == [
+        BackorderFulfilled(order_id="o1", sku="A", quantity=4, remaining=0),
+        BackorderFulfilled(order_id="o2", sku="A", quantity=2, remaining=2),
+    ]
+    assert [(b.order_id, b.quantity) for b in state.backorders] == [("o2", 2), ("o3", 4)]
+    assert state.available == 0 and state.reserved == 6
+
+
+def test_receipt_beyond_backorders_becomes_available_stock():
+    state = product()
+    allocate(state, "o1", 2)
+    receive(state, 5)
+    assert state.backorders == [] and state.available == 3
+
+
+def test_unknown_sku_is_refused():
+    assert allocate(Sku(sku="X"), "o1", 1)[0].reason == "unknown_sku"
+
+
+def test_discontinued_product_sells_its_remaining_stock_but_takes_no_backorder():
+    state = product(discontinued=True)
+    receive(state, 2)
+    assert allocate(state, "o1", 2) == [StockReserved(order_id="o1", sku="A", quantity=2)]
+    refused = allocate(state, "o2", 1)
+    assert isinstance(refused[0], OutOfStock) and refused[0].reason == "discontinued"
+    assert state.backorders == []
+
+
+def test_not_backorderable_and_customer_declined_backorders_are_refused_without_reserving():
+    state = product(backorderable=False)
+    receive(state, 1)
+    assert allocate(state, "o1", 2)[0].reason == "not_backorderable"
+    state = product()
+    receive(state, 1)
+    assert allocate(state, "o2", 2, allow_backorder=False)[0].reason == "backorders_not_allowed"
+    assert state.reserved == 0
+
+
+def test_registering_the_same_product_twice_records_nothing_new():
+    state = product()
+    assert domain.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=14)) == []
+
+
+commands = st.lists(
+    st.one_of(
+        st.tuples(st.just("order"), st.integers(1, 8), st.booleans()),
+        st.tuples(st.just("receive"), st.integers(1, 12), st.booleans()),
+        st.tuples(st.just("expect"), st.integers(1, 12), st.integers(0, 30)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(commands)
+def test_stock_is_never_over_allocated_and_events_fold_back_to_the_state(script):
+    state = product()
+    events = []
+    for i, (kind, quantity, flag) in enumerate(script):
+        if kind == "order":
+            events += allocate(state, f"o{i}", quantity, allow_backorder=flag)
+        elif kind == "receive":
+            events += receive(state, quantity, receipt_id=f"r{i}", po_id="p0" if flag else None)
+        else:
+            events += domain.expect_replenishment(
+                state, ExpectReplenishment(po_id=f"p{i}", sku="A", quantity=quantity,
+                                           expected_on=TODAY + timedelta(days=flag)), TODAY)
+        assert 0 <= state.reserved <= state.on_hand
+        assert all(b.quantity > 0 for b in state.backorders)
+        # Stock waits only when nobody waits for it.
+        assert state.available == 0 or not state.backorders
+    rebuilt = product()
+    for event in events:
+        domain.evolve(rebuilt, event)
+    assert rebuilt == state
