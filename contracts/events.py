@@ -184,7 +184,7 @@ class NotificationSent(Event):
     notification_id: str
     order_id: str
     customer_id: str
-    kind: Literal["backorder_created", "backorder_fulfilled"]
+    kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled"]
     channel: Literal["email"]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from infra import tansu
+from infra import blocking, tansu
 from infra.postgres import STATE
 
 PROJECT = Path(__file__).parent / "apache_kafka"
@@ -119,7 +119,7 @@ def _ready(broker: Broker, timeout: float = 60) -> Broker:
     while time.monotonic() < deadline:
         if broker.process.poll() is not None:
             raise RuntimeError(f"{broker.kind} exited with {broker.process.returncode} before it was ready")
-        if asyncio.run(answers(broker.bootstrap_servers)):
+        if blocking.run(answers(broker.bootstrap_servers)):
             return broker
         time.sleep(0.2)
     broker.stop()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
+from infra import blocking
 from services.runtime.settings import DEFAULT_DATABASE_URL
 
 STATE = Path(os.environ.get("ORDERFLOW_STATE_DIR", Path(__file__).resolve().parent.parent / ".local"))
@@ -63,8 +64,8 @@ def ensure_database() -> tuple[str, str]:
     """(url, what it is): the database the stack uses, started if need be."""
     if url := os.environ.get("DATABASE_URL"):
         return url, "DATABASE_URL"
-    if asyncio.run(answers(DEFAULT_DATABASE_URL)):
+    if blocking.run(answers(DEFAULT_DATABASE_URL)):
         return DEFAULT_DATABASE_URL, "local PostgreSQL server"
-    if _start_packaged_server() and asyncio.run(answers(DEFAULT_DATABASE_URL)):
+    if _start_packaged_server() and blocking.run(answers(DEFAULT_DATABASE_URL)):
         return DEFAULT_DATABASE_URL, "local PostgreSQL server (started)"
     return _embedded_server(), "embedded PostgreSQL (pgserver)"

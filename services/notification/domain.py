@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from contracts.events import BackorderCreated, BackorderFulfilled, Event
+from contracts.events import BackorderCreated, BackorderFulfilled, Event, OrderConfirmed
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,12 @@ def notification_id(kind: str, cause_id: str) -> UUID:
 
 def decide(event: Event, cause_id: str) -> Notification | None:
     match event:
+        case OrderConfirmed():
+            kind = "order_confirmed"
+            subject = f"Order {event.order_id} is confirmed"
+            body = "Thank you: every item of your order is reserved from stock and will ship soon.\n"
+            for line in event.rejected_lines:
+                body += f"We could not accept {line.sku}: {line.message}.\n"
         case BackorderCreated():
             kind = "backorder_created"
             subject = f"Order {event.order_id}: {event.sku} is backordered"

@@ -1,0 +1,144 @@
+"""Real parts for the tests: PostgreSQL and Apache Kafka (and Tansu for a second end-to-end run) from
+testcontainers where a Docker engine answers, else the local servers the project starts itself."""
+
+import logging
+import socket
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from infra import blocking, kafka, postgres
+from services.runtime import db
+
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection refusals while brokers start
+
+
+def free_port(pair: bool = False) -> int:
+    """A free port (and the one after it, when `pair`: a KRaft node's controller listens there)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not pair:
+            return port
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+
+
+def docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
+DOCKER = docker_answers()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """An admin URL of a real PostgreSQL server."""
+    if DOCKER:
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    url, _ = postgres.ensure_database()
+    yield url
+
+
+@pytest.fixture(scope="session")
+def database_factory(postgres_url):
+    """Makes fresh databases, each a clone of one migrated template: real Postgres, fast isolation."""
+    created: list[str] = []
+    template = f"orderflow_template_{uuid.uuid4().hex[:8]}"
+
+    async def admin():
+        return await asyncpg.connect(postgres_url)
+
+    async def make_template():
+        conn = await admin()
+        await conn.execute(f"CREATE DATABASE {template}")
+        await conn.close()
+        url = _with_database(postgres_url, template)
+        for service in ("order", "inventory", "notification"):
+            await db.migrate(url, service)
+
+    blocking.run(make_template())
+
+    def create() -> str:
+        name = f"orderflow_test_{uuid.uuid4().hex[:12]}"
+
+        async def clone():
+            conn = await admin()
+            await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+            await conn.close()
+
+        blocking.run(clone())
+        created.append(name)
+        return _with_database(postgres_url, name)
+
+    yield create
+
+    async def drop():
+        conn = await admin()
+        for name in created + [template]:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.close()
+
+    blocking.run(drop())
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server, another database (works for host URLs and for socket URLs with ?host=)."""
+    base, _, query = url.partition("?")
+    head, _, _ = base.rpartition("/")
+    return f"{head}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory) -> Iterator[str]:
+    """Bootstrap servers of a real Apache Kafka broker."""
+    if DOCKER:
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    broker = kafka.start_apache_kafka(free_port(pair=True), tmp_path_factory.mktemp("apache-kafka"))
+    yield broker.bootstrap_servers
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory) -> Iterator[str]:
+    broker = kafka.start_tansu(free_port(), tmp_path_factory.mktemp("tansu"))
+    yield broker.bootstrap_servers
+    broker.stop()
+
+
+@pytest.fixture
+async def pools(database_factory):
+    """Pools on one fresh migrated database, each as one service sees it: `await pools("inventory")`."""
+    url = database_factory()
+    pools = {}
+
+    async def connect(service: str) -> asyncpg.Pool:
+        if service not in pools:
+            pools[service] = await db.connect_pool(url, service)
+        return pools[service]
+
+    yield connect
+    for p in pools.values():
+        await p.close()
+

@@ -1,0 +1,125 @@
+"""Test helpers that speak the public contract: send commands as CloudEvents, watch the topics."""
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import BaseModel
+
+from contracts import topics
+from contracts.envelope import Envelope
+
+WATCHED = [name for topic in topics.ALL for name in (topic, topics.dead_letter(topic))]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+    @property
+    def envelope(self) -> dict:
+        return json.loads(self.value)
+
+    @property
+    def type(self) -> str | None:
+        try:
+            return self.envelope.get("type")
+        except ValueError:
+            return None
+
+    @property
+    def data(self) -> dict:
+        return self.envelope["data"]
+
+
+@dataclass
+class Bus:
+    """Sends to and watches every public topic (and its DLQ) of one broker, from the beginning."""
+
+    bootstrap_servers: str
+    records: list[Record] = field(default_factory=list)
+
+    async def start(self) -> "Bus":
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=False)
+        self._consumer = AIOKafkaConsumer(*WATCHED, bootstrap_servers=self.bootstrap_servers, group_id=None,
+                                          auto_offset_reset="earliest", enable_auto_commit=False)
+        await self._producer.start()
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        await self._consumer.stop()
+        await self._producer.stop()
+
+    async def _collect(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                for r in records:
+                    headers = {k: v.decode(errors="replace") for k, v in r.headers or ()}
+                    self.records.append(Record(r.topic, r.key, r.value, headers))
+
+    async def send(self, topic: str, command: BaseModel, key: str, **envelope) -> Envelope:
+        message = Envelope.wrap(command, source="tests", subject=key, **envelope)
+        await self.send_raw(topic, message.to_bytes(), key)
+        return message
+
+    async def send_raw(self, topic: str, value: bytes, key: str | None, headers: dict[str, str] | None = None) -> None:
+        await self._producer.send_and_wait(topic, value, key=key.encode() if key else None,
+                                           headers=[(k, v.encode()) for k, v in (headers or {}).items()])
+
+    def events(self, topic: str, type_: str | None = None, **data) -> list[Record]:
+        """The records on `topic` of that type whose data has those values."""
+        found = []
+        for r in list(self.records):
+            if r.topic != topic or (type_ and r.type != type_):
+                continue
+            if data and not all(r.data.get(k) == v for k, v in data.items()):
+                continue
+            found.append(r)
+        return found
+
+    async def wait_for(self, topic: str, type_: str | None = None, count: int = 1, timeout: float = 30,
+                       **data) -> list[Record]:
+        """Wait until at least `count` such records arrived; returns them all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.events(topic, type_, **data)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} of {count} {type_ or 'records'} {data} on {topic} within {timeout} s")
+            await asyncio.sleep(0.05)
+
+
+async def settle(seconds: float = 2.0) -> None:
+    """Give redelivered or duplicated messages time to show an effect, if they were to have one."""
+    await asyncio.sleep(seconds)
+
+
+async def eventually(check: Callable[[], object], timeout: float = 30) -> object:
+    """Retry an assertion (sync or async) until it passes or the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
