@@ -22,3 +22,12 @@ async def create_topics(bootstrap_servers: str, partitions: int = 3) -> list[str
         return missing
     finally:
         await admin.close()
+
+
+if __name__ == "__main__":
+    import asyncio
+    import os
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    created = asyncio.run(create_topics(bootstrap, int(os.environ.get("TOPIC_PARTITIONS", "3"))))
+    print(f"topics created on {bootstrap}: {', '.join(created) or 'none (all existed)'}")

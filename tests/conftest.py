@@ -127,18 +127,25 @@ def tansu(tmp_path_factory) -> Iterator[str]:
     broker.stop()
 
 
+class Pools:
+    """Pools on one fresh migrated database, each as one service sees it: `await pools("inventory")`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pools: dict[str, asyncpg.Pool] = {}
+
+    async def __call__(self, service: str) -> asyncpg.Pool:
+        if service not in self._pools:
+            self._pools[service] = await db.connect_pool(self.url, service)
+        return self._pools[service]
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            await pool.close()
+
+
 @pytest.fixture
 async def pools(database_factory):
-    """Pools on one fresh migrated database, each as one service sees it: `await pools("inventory")`."""
-    url = database_factory()
-    pools = {}
-
-    async def connect(service: str) -> asyncpg.Pool:
-        if service not in pools:
-            pools[service] = await db.connect_pool(url, service)
-        return pools[service]
-
-    yield connect
-    for p in pools.values():
-        await p.close()
-
+    pools = Pools(database_factory())
+    yield pools
+    await pools.close()

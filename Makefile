@@ -1,0 +1,28 @@
+# The two commands of the README: `make run` and `make test`. Both set up everything they need.
+.PHONY: run test bench schemas clean
+
+# uv from the PATH, else a private copy installed with the machine's Python.
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install -q uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.11
+	touch $@
+
+run: .venv/.synced
+	$(UV) run --frozen python -m infra.run
+
+test: .venv/.synced
+	$(UV) run --frozen pytest
+
+bench: .venv/.synced
+	$(UV) run --frozen python -m benchmarks.throughput $(ARGS)
+
+schemas: .venv/.synced
+	$(UV) run --frozen python -m contracts.export
+
+clean:
+	rm -rf .venv .tools .local

@@ -1,0 +1,95 @@
+"""The event store on real PostgreSQL: optimistic concurrency, snapshots, and rebuilt projections."""
+
+import asyncio
+from datetime import date
+
+import pytest
+
+from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProduct, ExpectReplenishment
+from contracts.envelope import Envelope
+from contracts.events import OrderPlaced, ProductRegistered
+from contracts.topics import INVENTORY_COMMANDS, ORDERS_COMMANDS, ORDERS_EVENTS
+from services.inventory import handlers as inventory
+from services.inventory.domain import Sku
+from services.order import handlers as orders
+from services.runtime.eventstore import ConcurrencyError, Streams
+from tests.integration.helpers import message
+
+TODAY = date(2026, 11, 25)
+
+
+async def test_two_writers_of_the_same_stream_version_cannot_both_commit(pools):
+    pool = await pools("inventory")
+    event = ProductRegistered(sku="A", name="a", backorderable=True, discontinued=False, lead_time_days=1,
+                              safety_stock=0, alternatives=[])
+    cause = Envelope.wrap(event, source="tests")
+    first, second = await pool.acquire(), await pool.acquire()
+    try:
+        tx1, tx2 = first.transaction(), second.transaction()
+        await tx1.start()
+        await tx2.start()
+        writers = []
+        for conn in (first, second):  # both read the stream before either writes
+            streams: Streams[Sku] = Streams(conn, Sku)
+            await streams.load(["A"])
+            streams.record("A", Sku(sku="A"), [event], cause)
+            writers.append(streams)
+        await writers[0].save()
+        await tx1.commit()
+        with pytest.raises(ConcurrencyError):
+            await writers[1].save()
+        await tx2.rollback()
+    finally:
+        await pool.release(first)
+        await pool.release(second)
+    assert await pool.fetchval("SELECT count(*) FROM events") == 1
+
+
+async def run(pool, handle, messages):
+    async with pool.acquire() as conn, conn.transaction():
+        await handle(conn, messages)
+
+
+async def test_rebuilt_projections_equal_the_live_ones(pools):
+    inventory_pool, order_pool = await pools("inventory"), await pools("order")
+    commands = [
+        RegisterProduct(sku="A", name="Anvil", lead_time_days=10),
+        RegisterProduct(sku="B", name="Bell", lead_time_days=3, backorderable=False),
+        ReceiveStock(receipt_id="r1", sku="A", quantity=5),
+        ExpectReplenishment(po_id="p1", sku="A", quantity=4, expected_on=date(2026, 12, 1)),
+    ]
+    await run(inventory_pool, lambda c, m: inventory.handle(c, m, TODAY),
+              [message(INVENTORY_COMMANDS, c) for c in commands])
+    placed = [
+        PlaceOrder(order_id=f"o{i}", customer_id="c", customer_email="c@example.com",
+                   lines=[OrderLine(sku="A", quantity=3), OrderLine(sku="B", quantity=1)])
+        for i in range(4)
+    ]
+    await run(order_pool, orders.handle, [message(ORDERS_COMMANDS, p) for p in placed])
+    # Inventory allocates the placed orders, and the order service records what inventory decided.
+    order_placed = [message(ORDERS_EVENTS, OrderPlaced(**p.model_dump())) for p in placed]
+    async with inventory_pool.acquire() as conn, conn.transaction():
+        await inventory.handle(conn, order_placed, TODAY)
+        allocation = await conn.fetch("SELECT type, data::text FROM events WHERE type <> 'ProductRegistered' "
+                                      "AND data ? 'order_id' ORDER BY position")
+    await run(order_pool, orders.handle,
+              [message("inventory.events", inventory.parse_event(r["type"], r["data"])) for r in allocation])
+    await run(inventory_pool, lambda c, m: inventory.handle(c, m, TODAY),
+              [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="r2", sku="A", quantity=4))])
+
+    live_inventory = await inventory_pool.fetch("SELECT sku, name, status, on_hand, reserved, available, backordered, "
+                                                "backorder_eta FROM availability ORDER BY sku")
+    live_orders = await order_pool.fetch("SELECT * FROM order_lines ORDER BY order_id, sku")
+    live_status = await order_pool.fetch("SELECT order_id, status FROM orders ORDER BY order_id")
+    assert {r["status"] for r in live_status} == {"backordered", "confirmed"}
+    assert any(r["rejection_reason"] == "not_backorderable" for r in live_orders)
+
+    async with inventory_pool.acquire() as conn:
+        await inventory.rebuild_projections(conn, TODAY)
+    async with order_pool.acquire() as conn:
+        await orders.rebuild_projections(conn)
+
+    assert await inventory_pool.fetch("SELECT sku, name, status, on_hand, reserved, available, backordered, "
+                                      "backorder_eta FROM availability ORDER BY sku") == live_inventory
+    assert await order_pool.fetch("SELECT * FROM order_lines ORDER BY order_id, sku") == live_orders
+    assert await order_pool.fetch("SELECT order_id, status FROM orders ORDER BY order_id") == live_status
