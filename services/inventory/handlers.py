@@ -4,7 +4,6 @@ allocation of every placed order line. SKU rows are locked for the batch: stock 
 from datetime import date
 
 import asyncpg
-import structlog
 
 from contracts.commands import ExpectReplenishment, ReceiveStock, RegisterProduct
 from contracts.events import INVENTORY_EVENTS, Event, OrderPlaced
@@ -12,8 +11,6 @@ from services.inventory import domain, projections
 from services.inventory.domain import Sku
 from services.runtime.eventstore import Streams, replay
 from services.runtime.messages import Message
-
-log = structlog.get_logger()
 
 
 def inbox_key(message: Message) -> str:
@@ -40,24 +37,21 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], today: date)
         return skus.get(sku) or Sku(sku=sku)
 
     for message in messages:
-        body = message.body
-        with structlog.contextvars.bound_contextvars(
-            order_id=getattr(body, "order_id", None), correlation_id=message.envelope.correlationid
-        ):
-            match body:
-                case OrderPlaced():
-                    for line in body.lines:
-                        s = state(line.sku)
-                        skus.record(line.sku, s, domain.allocate(s, body, line.quantity, today), message.envelope)
-                case RegisterProduct():
-                    s = state(body.sku)
-                    skus.record(body.sku, s, domain.register_product(s, body), message.envelope)
-                case ReceiveStock():
-                    s = state(body.sku)
-                    skus.record(body.sku, s, domain.receive_stock(s, body, today), message.envelope)
-                case ExpectReplenishment():
-                    s = state(body.sku)
-                    skus.record(body.sku, s, domain.expect_replenishment(s, body, today), message.envelope)
+        body, cause = message.body, message.envelope
+        match body:
+            case OrderPlaced():
+                for line in body.lines:
+                    s = state(line.sku)
+                    skus.record(line.sku, s, domain.allocate(s, body, line.quantity, today), cause)
+            case RegisterProduct():
+                s = state(body.sku)
+                skus.record(body.sku, s, domain.register_product(s, body), cause)
+            case ReceiveStock():
+                s = state(body.sku)
+                skus.record(body.sku, s, domain.receive_stock(s, body, today), cause)
+            case ExpectReplenishment():
+                s = state(body.sku)
+                skus.record(body.sku, s, domain.expect_replenishment(s, body, today), cause)
     changed = await skus.save()
     await projections.project(conn, changed.values(), today)
 

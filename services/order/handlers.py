@@ -26,15 +26,16 @@ async def handle(conn: asyncpg.Connection, messages: list[Message]) -> None:
     for message in messages:
         order_id = message.body.order_id
         order = orders.get(order_id)
-        with structlog.contextvars.bound_contextvars(order_id=order_id, correlation_id=message.envelope.correlationid):
-            if isinstance(message.body, PlaceOrder):
-                events = domain.place(order, message.body)
-                if events:
-                    orders.record(order_id, domain.evolve(None, events[0]), events, message.envelope)
-            elif order is None:
-                log.warning("allocation event for an unknown order skipped", type=message.type)
+        if isinstance(message.body, PlaceOrder):
+            events = domain.place(order, message.body)
+            if events:
+                orders.record(order_id, domain.evolve(None, events[0]), events, message.envelope)
             else:
-                orders.record(order_id, order, domain.record_allocation(order, message.body), message.envelope)
+                log.info("order placed before, nothing to do", order_id=order_id, message_id=message.envelope.id)
+        elif order is None:
+            log.warning("allocation event for an unknown order skipped", order_id=order_id, type=message.type)
+        else:
+            orders.record(order_id, order, domain.record_allocation(order, message.body), message.envelope)
     changed = await orders.save()
     await projections.project(conn, changed.values())
 

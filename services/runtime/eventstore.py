@@ -69,6 +69,10 @@ class Streams(Generic[State]):
         stream = self._streams[stream_id]
         stream.state = state
         stream.pending.extend((event, cause) for event in events)
+        if events:
+            log.info("events recorded", stream_id=stream_id, order_id=getattr(events[0], "order_id", None),
+                     cause=cause.type, events=[type(e).__name__ for e in events],
+                     correlation_id=cause.correlationid or cause.id)
 
     async def save(self) -> dict[str, State]:
         """Append every recorded event and the new snapshots, one statement each; returns the changed
@@ -85,8 +89,6 @@ class Streams(Generic[State]):
                        cause.correlationid or cause.id, cause.id)
                 for column, value in zip(columns, row, strict=True):
                     column.append(value)
-                log.info("event recorded", stream_id=stream_id, type=type(event).__name__,
-                         order_id=getattr(event, "order_id", None), correlation_id=row[5])
             for column, value in zip(snapshots, (stream_id, stream.version, stream.state.model_dump_json()), strict=True):
                 column.append(value)
             stream.pending.clear()
