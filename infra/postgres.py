@@ -24,10 +24,11 @@ async def answers(url: str) -> bool:
     return True
 
 
-def _as_postgres(sql: str) -> None:
-    """Run SQL as the server's superuser over its socket (peer auth), as root on a packaged server."""
-    subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                   check=True, capture_output=True, cwd="/")
+def _psql(sql: str) -> str:
+    """Run SQL as the server's superuser over its socket (peer auth): as root, on a packaged server."""
+    done = subprocess.run(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql], user="postgres",
+                          cwd="/", capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 def _start_packaged_server() -> bool:
@@ -40,16 +41,10 @@ def _start_packaged_server() -> bool:
     version, name, status = clusters[0], clusters[1], clusters[3]
     if status != "online":
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, name, "start"], check=True)
-    exists = subprocess.run(
-        ["runuser", "-u", "postgres", "--", "psql", "-tAc", "SELECT 1 FROM pg_roles WHERE rolname = 'orderflow'"],
-        capture_output=True, text=True, cwd="/").stdout.strip()
-    if exists != "1":
-        _as_postgres("CREATE ROLE orderflow LOGIN SUPERUSER PASSWORD 'orderflow'")
-    has_db = subprocess.run(
-        ["runuser", "-u", "postgres", "--", "psql", "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'orderflow'"],
-        capture_output=True, text=True, cwd="/").stdout.strip()
-    if has_db != "1":
-        _as_postgres("CREATE DATABASE orderflow OWNER orderflow")
+    if _psql("SELECT 1 FROM pg_roles WHERE rolname = 'orderflow'") != "1":
+        _psql("CREATE ROLE orderflow LOGIN SUPERUSER PASSWORD 'orderflow'")
+    if _psql("SELECT 1 FROM pg_database WHERE datname = 'orderflow'") != "1":
+        _psql("CREATE DATABASE orderflow OWNER orderflow")
     return True
 
 
