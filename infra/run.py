@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 
 from infra import kafka, postgres
@@ -16,8 +17,29 @@ from services.runtime import db
 from services.runtime.settings import HTTP_PORTS
 
 
+def _port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _check_ports_free() -> None:
+    """A second `make run`, or another program on our ports, must fail plainly, not half-start."""
+    ports = {f"{name} service HTTP": HTTP_PORTS[name] for name in SERVICES}
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        ports["the local Kafka broker"] = 9092
+    if not os.environ.get("SMTP_URL"):
+        ports["the local mail sink"] = 8025
+    taken = [f"{what} needs 127.0.0.1:{port}" for what, port in ports.items() if _port_taken(port)]
+    if taken:
+        raise SystemExit("cannot start, ports in use (is orderflow already running?):\n  " + "\n  ".join(taken))
+
+
 def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection refusals while a broker starts
+    # Ctrl-C and SIGTERM stop everything, even where the shell started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _check_ports_free()
     with contextlib.ExitStack() as stack:
         env: dict[str, str] = {}
         if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -59,7 +81,6 @@ def main() -> None:
             + "Ctrl-C stops everything.\n",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
             while all(p.poll() is None for p in processes.values()):
                 time.sleep(0.5)
