@@ -51,15 +51,12 @@ class Sku(BaseModel):
     on_hand: int = 0  # physically in the warehouse
     reserved: int = 0  # of on_hand, promised to orders
     backorders: list[Backorder] = []  # oldest first
+    backordered: int = 0  # units waiting over all backorders, kept so that allocation need not sum them
     replenishments: list[Replenishment] = []  # earliest first
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
-
-    @property
-    def backordered(self) -> int:
-        return sum(b.quantity for b in self.backorders)
 
 
 # --- decisions ---------------------------------------------------------------------------------
@@ -109,7 +106,7 @@ def allocate(state: Sku, order: OrderPlaced, quantity: int, today: date) -> list
     if reserved:
         events.append(StockReserved(order_id=order.order_id, sku=state.sku, quantity=reserved))
     if short := quantity - reserved:
-        eta = _etas(state, today, extra=short)[-1]
+        eta = _eta_of_new_backorder(state, short, today)
         events.append(
             BackorderCreated(
                 order_id=order.order_id, sku=state.sku, quantity=short, estimated_ship_date=eta, backordered_on=today
@@ -133,13 +130,17 @@ def _refusal(state: Sku, order: OrderPlaced, quantity: int) -> tuple[str, str] |
     return None
 
 
-def _etas(state: Sku, today: date, extra: int = 0) -> list[date]:
-    """Estimated ship date of each waiting backorder (and of a new one of `extra` units placed today):
-    the expected replenishment that covers its last unit, oldest backorder served first, else the day it
-    was placed plus the supplier lead time. Never a day already past."""
-    lead_time = timedelta(days=state.product.lead_time_days if state.product else 0)
+def _lead_time(state: Sku) -> timedelta:
+    return timedelta(days=state.product.lead_time_days if state.product else 0)
+
+
+def _etas(state: Sku, today: date) -> list[date]:
+    """Estimated ship date of each waiting backorder: the expected replenishment that covers its last
+    unit, oldest backorder served first, else the day it was placed plus the supplier lead time. Never a
+    day already past."""
+    lead_time = _lead_time(state)
     supply = [[r.expected_on, r.quantity] for r in state.replenishments]
-    demand = [(b.quantity, b.placed_on) for b in state.backorders] + ([(extra, today)] if extra else [])
+    demand = [(b.quantity, b.placed_on) for b in state.backorders]
     etas = []
     for need, placed_on in demand:
         covered_on = None
@@ -152,6 +153,19 @@ def _etas(state: Sku, today: date, extra: int = 0) -> list[date]:
                 supply.pop(0)
         etas.append(max(today, covered_on if need == 0 and covered_on else placed_on + lead_time))
     return etas
+
+
+def _eta_of_new_backorder(state: Sku, quantity: int, today: date) -> date:
+    """The ETA `_etas` would give a backorder of `quantity` placed today behind the waiting ones, without
+    walking the queue: those take the first `state.backordered` units of expected supply."""
+    promised, need = state.backordered, quantity
+    for replenishment in state.replenishments:
+        free = replenishment.quantity - min(promised, replenishment.quantity)
+        promised -= replenishment.quantity - free
+        need -= min(need, free)
+        if free and need == 0:
+            return max(today, replenishment.expected_on)
+    return today + _lead_time(state)
 
 
 def _eta_changes(state: Sku, today: date) -> list[Event]:
@@ -183,7 +197,7 @@ def availability(state: Sku, today: date) -> tuple[str, int, date | None]:
         return "in_stock", state.available, None
     if state.product.discontinued or not state.product.backorderable:
         return "unavailable", 0, None
-    return "backorderable", 0, _etas(state, today, extra=1)[-1]
+    return "backorderable", 0, _eta_of_new_backorder(state, 1, today)
 
 
 # --- evolution ---------------------------------------------------------------------------------
@@ -203,6 +217,7 @@ def evolve(state: Sku, event: Event) -> Sku:
         case StockReserved():
             state.reserved += event.quantity
         case BackorderCreated():
+            state.backordered += event.quantity
             state.backorders.append(
                 Backorder(
                     order_id=event.order_id,
@@ -213,6 +228,7 @@ def evolve(state: Sku, event: Event) -> Sku:
             )
         case BackorderFulfilled():
             state.reserved += event.quantity
+            state.backordered -= event.quantity
             backorder = next(b for b in state.backorders if b.order_id == event.order_id)
             backorder.quantity -= event.quantity
             if backorder.quantity == 0:

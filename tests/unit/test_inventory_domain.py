@@ -155,7 +155,9 @@ def test_stock_is_never_over_allocated_and_events_fold_back_to_the_state(script)
                 state, ExpectReplenishment(po_id=f"p{i}", sku="A", quantity=quantity,
                                            expected_on=TODAY + timedelta(days=flag)), TODAY)
         assert 0 <= state.reserved <= state.on_hand
+        assert [b.eta for b in state.backorders] == domain._etas(state, TODAY)
         assert all(b.quantity > 0 for b in state.backorders)
+        assert state.backordered == sum(b.quantity for b in state.backorders)
         # Stock waits only when nobody waits for it.
         assert state.available == 0 or not state.backorders
     rebuilt = product()
