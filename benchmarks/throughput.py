@@ -19,7 +19,7 @@ from contracts import topics
 from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.envelope import Envelope
 
-ALLOCATION = {"StockReserved", "BackorderCreated", "OutOfStock"}
+ALLOCATION = {"StockReserved", "BackorderCreated", "OutOfStock"}  # inventory's answer to OrderPlaced
 STATUS = {"OrderConfirmed", "OrderBackordered", "OrderRejected"}
 
 
@@ -41,7 +41,7 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
-async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: float) -> None:
+async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: float, rate: float) -> None:
     run = uuid.uuid4().hex[:6]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False)
     await producer.start()
@@ -61,6 +61,7 @@ async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: floa
             received += sum(1 for r in records if json.loads(r.value)["type"] == "StockReceived")
 
     sent_at: dict[str, float] = {}
+    placed_at: dict[str, float] = {}
     allocated_at: dict[str, float] = {}
     status_at: dict[str, float] = {}
     notifications = 0
@@ -75,7 +76,9 @@ async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: floa
                     order_id = event["data"].get("order_id")
                     if order_id not in sent_at:
                         continue
-                    if event["type"] in ALLOCATION:
+                    if event["type"] == "OrderPlaced":
+                        placed_at.setdefault(order_id, now)
+                    elif event["type"] in ALLOCATION:
                         allocated_at.setdefault(order_id, now)
                     elif event["type"] in STATUS:
                         status_at.setdefault(order_id, now)
@@ -87,6 +90,8 @@ async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: floa
     started = time.perf_counter()
     pending = []
     for i, order_id in enumerate(order_ids):
+        if rate and (ahead := started + i / rate - time.perf_counter()) > 0:
+            await asyncio.sleep(ahead)
         sku = sku_names[i % skus]
         sent_at[order_id] = time.perf_counter()
         pending.append(await send(topics.ORDERS_COMMANDS, PlaceOrder(
@@ -113,6 +118,9 @@ async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: floa
           "(order -> inventory -> order)")
     print(f"PlaceOrder -> StockReserved/BackorderCreated latency: p50 {percentile(latencies, 50):.0f} ms, "
           f"p99 {percentile(latencies, 99):.0f} ms, max {max(latencies):.0f} ms")
+    first_hop = [(placed_at[o] - sent_at[o]) * 1000 for o in order_ids if o in placed_at]
+    print(f"  of which PlaceOrder -> OrderPlaced (order service alone): p50 {percentile(first_hop, 50):.0f} ms, "
+          f"p99 {percentile(first_hop, 99):.0f} ms")
     print(f"NotificationSent seen by then: {notifications}")
 
 
@@ -123,5 +131,6 @@ if __name__ == "__main__":
     parser.add_argument("--skus", type=int, default=50)
     parser.add_argument("--stock", type=int, default=60, help="units in stock per SKU before the run")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--rate", type=float, default=0, help="orders/s to offer (0: as fast as possible)")
     args = parser.parse_args()
-    asyncio.run(main(args.bootstrap, args.orders, args.skus, args.stock, args.timeout))
+    asyncio.run(main(args.bootstrap, args.orders, args.skus, args.stock, args.timeout, args.rate))

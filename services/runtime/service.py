@@ -96,7 +96,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         batch=True,
         group_id=f"orderflow-{service.name}",
         max_records=settings.batch_size,
-        batch_timeout_ms=100,
+        # FastStream sleeps this long again after an empty poll: keep it short, or idle-time latency suffers.
+        batch_timeout_ms=10,
         decoder=_raw_values,
         parser=_lenient_parser,
         auto_offset_reset="earliest",
