@@ -2,6 +2,7 @@
 `notifications.events`. Each names the aggregate it belongs to (`order_id`, `sku`), the Kafka key."""
 
 from datetime import date
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -108,6 +109,58 @@ class OrderRejected(Event):
     lines: list[RejectedLine] = []
 
 
+class CancellationRequested(Event):
+    """The customer asked to cancel these lines; inventory releases their stock and backorders."""
+
+    order_id: str
+    skus: list[str]
+    reason: str | None = None
+
+
+class CancellationRefused(Event):
+    order_id: str
+    sku: str | None = None
+    reason: str
+
+
+class OrderLineCancelled(Event):
+    """Inventory released `released` reserved units and dropped `backorder_cancelled` waiting ones;
+    `kept` units were already filled and ship."""
+
+    order_id: str
+    sku: str
+    released: int
+    backorder_cancelled: int
+    kept: int
+
+
+class CancelledLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sku: str
+    quantity: int
+
+
+class OrderCancelled(Event):
+    """The requested cancellation is done: these units are cancelled and refunded. `whole_order` when
+    nothing of the order is left to ship."""
+
+    order_id: str
+    lines: list[CancelledLine]
+    whole_order: bool
+    reason: str | None = None
+    refund_amount: Decimal | None = None
+    currency: str | None = None
+
+
+class RefundIssued(Event):
+    """A refund recorded for cancelled units; `amount` is None when the order carried no prices."""
+
+    order_id: str
+    amount: Decimal | None
+    currency: str | None = None
+    lines: list[CancelledLine]
+
+
 # --- inventory.events (key: sku) ---------------------------------------------------------------
 
 
@@ -157,6 +210,23 @@ class BackorderEtaChanged(Event):
     estimated_ship_date: date
 
 
+class BackorderCancelled(Event):
+    order_id: str
+    sku: str
+    quantity: int
+
+
+class StockReleased(Event):
+    """A cancellation for this order and SKU is done here: `quantity` reserved units went back to stock,
+    `backorder_cancelled` waiting units left the queue, `kept` units were already filled and ship."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    backorder_cancelled: int
+    kept: int
+
+
 class BackorderFulfilled(Event):
     """`quantity` units of a backorder were filled, oldest backorder first; `remaining` still wait."""
 
@@ -184,7 +254,7 @@ class NotificationSent(Event):
     notification_id: str
     order_id: str
     customer_id: str
-    kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled"]
+    kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled"]
     channel: Literal["email"]
 
 
@@ -201,6 +271,11 @@ ORDER_EVENTS: dict[str, type[Event]] = {
         OrderBackordered,
         OrderReadyToShip,
         OrderRejected,
+        CancellationRequested,
+        CancellationRefused,
+        OrderLineCancelled,
+        OrderCancelled,
+        RefundIssued,
     )
 }
 INVENTORY_EVENTS: dict[str, type[Event]] = {
@@ -213,6 +288,8 @@ INVENTORY_EVENTS: dict[str, type[Event]] = {
         BackorderCreated,
         BackorderEtaChanged,
         BackorderFulfilled,
+        BackorderCancelled,
+        StockReleased,
         OutOfStock,
     )
 }

@@ -9,7 +9,7 @@ from starlette.routing import Route
 
 from contracts import topics
 from contracts.commands import INVENTORY_COMMANDS
-from contracts.events import OrderPlaced
+from contracts.events import CancellationRequested, OrderPlaced
 from services.inventory import handlers, projections
 from services.runtime.messages import Subscription
 from services.runtime.service import Runtime, Service, serve
@@ -34,7 +34,7 @@ SERVICE = Service(
     name="inventory",
     subscriptions=[
         Subscription(topics.INVENTORY_COMMANDS, INVENTORY_COMMANDS, strict=True),
-        Subscription(topics.ORDERS_EVENTS, {"OrderPlaced": OrderPlaced}, strict=False),
+        Subscription(topics.ORDERS_EVENTS, {e.__name__: e for e in (OrderPlaced, CancellationRequested)}, strict=False),
     ],
     handle=handle,
     inbox_key=handlers.inbox_key,

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from contracts.commands import ExpectReplenishment, ReceiveStock, RegisterProduct
 from contracts.events import (
+    BackorderCancelled,
     BackorderCreated,
     BackorderEtaChanged,
     BackorderFulfilled,
@@ -19,6 +20,7 @@ from contracts.events import (
     ProductRegistered,
     ReplenishmentExpected,
     StockReceived,
+    StockReleased,
     StockReserved,
 )
 
@@ -45,11 +47,17 @@ class Replenishment(BaseModel):
     expected_on: date
 
 
+class Reservation(BaseModel):
+    from_stock: int = 0  # reserved when the order was placed: released if it is cancelled
+    filled: int = 0  # backordered units since filled: they ship, a cancellation keeps them
+
+
 class Sku(BaseModel):
     sku: str
     product: Product | None = None
     on_hand: int = 0  # physically in the warehouse
     reserved: int = 0  # of on_hand, promised to orders
+    reservations: dict[str, Reservation] = {}  # by order_id
     backorders: list[Backorder] = []  # oldest first
     backordered: int = 0  # units waiting over all backorders, kept so that allocation need not sum them
     replenishments: list[Replenishment] = []  # earliest first
@@ -79,6 +87,27 @@ def expect_replenishment(state: Sku, cmd: ExpectReplenishment, today: date) -> l
 def receive_stock(state: Sku, cmd: ReceiveStock, today: date) -> list[Event]:
     """Stock arrives: fill waiting backorders oldest first, partially if short; the rest is available."""
     events = _apply(state, [StockReceived(**cmd.model_dump())])
+    return events + _fill_backorders(state, today)
+
+
+def cancel(state: Sku, order_id: str, today: date) -> list[Event]:
+    """Release what the order holds of this SKU: its reserved stock and its waiting backorder. Units
+    already filled from a backorder ship and are kept. Freed stock fills older backorders at once."""
+    backorder = next((b for b in state.backorders if b.order_id == order_id), None)
+    reservation = state.reservations.get(order_id, Reservation())
+    events: list[Event] = []
+    if backorder:
+        events.append(BackorderCancelled(order_id=order_id, sku=state.sku, quantity=backorder.quantity))
+    events.append(
+        StockReleased(order_id=order_id, sku=state.sku, quantity=reservation.from_stock,
+                      backorder_cancelled=backorder.quantity if backorder else 0, kept=reservation.filled)
+    )
+    return _apply(state, events) + _fill_backorders(state, today)
+
+
+def _fill_backorders(state: Sku, today: date) -> list[Event]:
+    """Available stock fills waiting backorders oldest first, partially when short; the ETAs of those
+    still waiting are recomputed."""
     fills: list[Event] = []
     available = state.available
     for backorder in state.backorders:
@@ -91,8 +120,7 @@ def receive_stock(state: Sku, cmd: ReceiveStock, today: date) -> list[Event]:
                 order_id=backorder.order_id, sku=state.sku, quantity=filled, remaining=backorder.quantity - filled
             )
         )
-    events += _apply(state, fills)
-    return events + _apply(state, _eta_changes(state, today))
+    return _apply(state, fills) + _apply(state, _eta_changes(state, today))
 
 
 def allocate(state: Sku, order: OrderPlaced, quantity: int, today: date) -> list[Event]:
@@ -216,6 +244,7 @@ def evolve(state: Sku, event: Event) -> Sku:
             _count_against_replenishments(state, event.quantity, event.po_id)
         case StockReserved():
             state.reserved += event.quantity
+            state.reservations.setdefault(event.order_id, Reservation()).from_stock += event.quantity
         case BackorderCreated():
             state.backordered += event.quantity
             state.backorders.append(
@@ -228,14 +257,27 @@ def evolve(state: Sku, event: Event) -> Sku:
             )
         case BackorderFulfilled():
             state.reserved += event.quantity
-            state.backordered -= event.quantity
-            backorder = next(b for b in state.backorders if b.order_id == event.order_id)
-            backorder.quantity -= event.quantity
-            if backorder.quantity == 0:
-                state.backorders.remove(backorder)
+            state.reservations.setdefault(event.order_id, Reservation()).filled += event.quantity
+            _drop_backordered(state, event.order_id, event.quantity)
+        case BackorderCancelled():
+            _drop_backordered(state, event.order_id, event.quantity)
+        case StockReleased():
+            state.reserved -= event.quantity
+            if reservation := state.reservations.get(event.order_id):
+                reservation.from_stock -= event.quantity
+                if not reservation.from_stock and not reservation.filled:
+                    del state.reservations[event.order_id]
         case BackorderEtaChanged():
             next(b for b in state.backorders if b.order_id == event.order_id).eta = event.estimated_ship_date
     return state
+
+
+def _drop_backordered(state: Sku, order_id: str, quantity: int) -> None:
+    state.backordered -= quantity
+    backorder = next(b for b in state.backorders if b.order_id == order_id)
+    backorder.quantity -= quantity
+    if backorder.quantity == 0:
+        state.backorders.remove(backorder)
 
 
 def _count_against_replenishments(state: Sku, quantity: int, po_id: str | None) -> None:

@@ -6,7 +6,7 @@ from datetime import date
 import asyncpg
 
 from contracts.commands import ExpectReplenishment, ReceiveStock, RegisterProduct
-from contracts.events import INVENTORY_EVENTS, Event, OrderPlaced
+from contracts.events import INVENTORY_EVENTS, CancellationRequested, Event, OrderPlaced
 from services.inventory import domain, projections
 from services.inventory.domain import Sku
 from services.runtime.eventstore import Streams, replay
@@ -24,8 +24,11 @@ def inbox_key(message: Message) -> str:
 
 
 def _skus(message: Message) -> list[str]:
-    if isinstance(message.body, OrderPlaced):
-        return [line.sku for line in message.body.lines]
+    match message.body:
+        case OrderPlaced(lines=lines):
+            return [line.sku for line in lines]
+        case CancellationRequested(skus=skus):
+            return skus
     return [message.body.sku]
 
 
@@ -43,6 +46,10 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], today: date)
                 for line in body.lines:
                     s = state(line.sku)
                     skus.record(line.sku, s, domain.allocate(s, body, line.quantity, today), cause)
+            case CancellationRequested():
+                for sku in body.skus:
+                    s = state(sku)
+                    skus.record(sku, s, domain.cancel(s, body.order_id, today), cause)
             case RegisterProduct():
                 s = state(body.sku)
                 skus.record(body.sku, s, domain.register_product(s, body), cause)

@@ -2,7 +2,7 @@
 records each notification as NotificationSent."""
 
 from contracts import topics
-from contracts.events import BackorderCreated, BackorderFulfilled, OrderConfirmed, OrderPlaced
+from contracts.events import BackorderCreated, BackorderFulfilled, OrderCancelled, OrderConfirmed, OrderPlaced
 from services.notification import handlers
 from services.notification.dispatch import Dispatcher
 from services.runtime.messages import Subscription
@@ -19,7 +19,7 @@ def background(runtime: Runtime):
 SERVICE = Service(
     name="notification",
     subscriptions=[
-        Subscription(topics.ORDERS_EVENTS, {e.__name__: e for e in (OrderPlaced, OrderConfirmed)}, strict=False),
+        Subscription(topics.ORDERS_EVENTS, {e.__name__: e for e in (OrderPlaced, OrderConfirmed, OrderCancelled)}, strict=False),
         Subscription(topics.INVENTORY_EVENTS, {e.__name__: e for e in (BackorderCreated, BackorderFulfilled)}, strict=False),
     ],
     handle=handlers.handle,

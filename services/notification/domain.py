@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from contracts.events import BackorderCreated, BackorderFulfilled, Event, OrderConfirmed
+from contracts.events import BackorderCreated, BackorderFulfilled, Event, OrderCancelled, OrderConfirmed
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,15 @@ def decide(event: Event, cause_id: str) -> Notification | None:
             body = f"Good news: {event.quantity} x {event.sku} from your backorder ship now, by expedited shipping.\n"
             if event.remaining:
                 body += f"{event.remaining} more are still on backorder; we will tell you when they ship.\n"
+        case OrderCancelled():
+            kind = "order_cancelled"
+            subject = f"Order {event.order_id}: cancellation confirmed"
+            what = "your order" if event.whole_order else ", ".join(f"{l.quantity} x {l.sku}" for l in event.lines)
+            body = f"We have cancelled {what} as you asked.\n"
+            if event.refund_amount is not None:
+                body += f"A refund of {event.refund_amount} {event.currency or ''} is on its way.\n".replace(" \n", "\n")
+            else:
+                body += "Anything you paid for the cancelled items will be refunded.\n"
         case _:
             return None
     return Notification(notification_id(kind, cause_id), event.order_id, kind, subject, body)

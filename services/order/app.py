@@ -5,8 +5,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from contracts import topics
-from contracts.commands import PlaceOrder
-from contracts.events import BackorderCreated, BackorderEtaChanged, BackorderFulfilled, OutOfStock, StockReserved
+from contracts.commands import ORDER_COMMANDS
+from contracts.events import (
+    BackorderCreated,
+    BackorderEtaChanged,
+    BackorderFulfilled,
+    OutOfStock,
+    StockReleased,
+    StockReserved,
+)
 from services.order import handlers, projections
 from services.runtime.messages import Subscription
 from services.runtime.service import Runtime, Service, serve
@@ -25,10 +32,11 @@ def routes(runtime: Runtime) -> list[Route]:
 SERVICE = Service(
     name="order",
     subscriptions=[
-        Subscription(topics.ORDERS_COMMANDS, {"PlaceOrder": PlaceOrder}, strict=True),
+        Subscription(topics.ORDERS_COMMANDS, ORDER_COMMANDS, strict=True),
         Subscription(
             topics.INVENTORY_EVENTS,
-            {e.__name__: e for e in (StockReserved, BackorderCreated, BackorderEtaChanged, BackorderFulfilled, OutOfStock)},
+            {e.__name__: e for e in (StockReserved, BackorderCreated, BackorderEtaChanged, BackorderFulfilled,
+                                     OutOfStock, StockReleased)},
             strict=False,
         ),
     ],

@@ -7,16 +7,21 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from contracts.commands import PlaceOrder
+from contracts.commands import CancelOrder, PlaceOrder
 from contracts.events import (
     BackorderCreated,
     BackorderedLine,
     BackorderEtaChanged,
     BackorderFulfilled,
+    CancellationRefused,
+    CancellationRequested,
+    CancelledLine,
     Event,
     OrderBackordered,
+    OrderCancelled,
     OrderConfirmed,
     OrderLineBackordered,
+    OrderLineCancelled,
     OrderLineEtaChanged,
     OrderLineFulfilled,
     OrderLineRejected,
@@ -25,11 +30,13 @@ from contracts.events import (
     OrderReadyToShip,
     OrderRejected,
     OutOfStock,
+    RefundIssued,
     RejectedLine,
+    StockReleased,
     StockReserved,
 )
 
-Status = Literal["placed", "confirmed", "backordered", "ready_to_ship", "rejected"]
+Status = Literal["placed", "confirmed", "backordered", "ready_to_ship", "rejected", "cancelled"]
 
 
 class Line(BaseModel):
@@ -39,12 +46,20 @@ class Line(BaseModel):
     reserved: int = 0  # from stock when the order was placed
     backordered: int = 0  # still waiting for stock
     fulfilled: int = 0  # backordered units since filled (shipped expedited)
+    cancelled: int = 0
+    cancelling: bool = False  # a cancellation was requested and inventory has not answered yet
     eta: date | None = None
     rejection: RejectedLine | None = None
 
     @property
     def decided(self) -> bool:
-        return self.rejection is not None or self.reserved + self.backordered + self.fulfilled == self.quantity
+        return self.rejection is not None or (
+            self.reserved + self.backordered + self.fulfilled + self.cancelled == self.quantity)
+
+    @property
+    def cancellable(self) -> int:
+        """Units a cancellation could still take back: all but those already filled or cancelled."""
+        return 0 if self.rejection else self.quantity - self.fulfilled - self.cancelled
 
 
 class Order(BaseModel):
@@ -54,6 +69,8 @@ class Order(BaseModel):
     currency: str | None = None
     lines: list[Line]
     status: Status = "placed"
+    cancel_reason: str | None = None
+    being_cancelled: dict[str, int] = {}  # units cancelled so far in the cancellation under way, by sku
 
     def line(self, sku: str) -> Line:
         return next(line for line in self.lines if line.sku == sku)
@@ -63,6 +80,29 @@ def place(order: Order | None, cmd: PlaceOrder) -> list[Event]:
     if order is not None:
         return []  # the same order_id again: placed once
     return [OrderPlaced(**cmd.model_dump())]
+
+
+def cancel(order: Order, cmd: CancelOrder) -> list[Event]:
+    """Ask inventory to release the lines (or the one line) of the order, or refuse with a reason."""
+
+    def refuse(reason: str) -> list[Event]:
+        return [CancellationRefused(order_id=order.order_id, sku=cmd.sku, reason=reason)]
+
+    if order.status in ("rejected", "cancelled"):
+        return refuse(f"the order is already {order.status}")
+    if any(line.cancelling for line in order.lines):
+        return refuse("a cancellation of this order is already under way")
+    lines = order.lines
+    if cmd.sku:
+        lines = [line for line in order.lines if line.sku == cmd.sku]
+        if not lines:
+            return refuse(f"the order has no line for {cmd.sku}")
+    open_lines = [line for line in lines if line.cancellable]
+    if not open_lines:
+        return refuse("everything left of it was already filled and ships expedited, or was cancelled")
+    requested = CancellationRequested(order_id=order.order_id, skus=[line.sku for line in open_lines], reason=cmd.reason)
+    evolve(order, requested)
+    return [requested]
 
 
 def record_allocation(order: Order, event: Event) -> list[Event]:
@@ -87,13 +127,42 @@ def record_allocation(order: Order, event: Event) -> list[Event]:
             recorded = OrderLineRejected(
                 order_id=order.order_id, sku=event.sku, quantity=event.quantity, reason=event.reason, message=event.message
             )
+        case StockReleased():
+            recorded = OrderLineCancelled(order_id=order.order_id, sku=event.sku, released=event.quantity,
+                                          backorder_cancelled=event.backorder_cancelled, kept=event.kept)
         case _:
             raise TypeError(f"not an allocation event: {type(event).__name__}")
     events = [recorded]
     evolve(order, recorded)
+    if any(line.cancelling for line in order.lines):
+        return events  # the status moves once the whole cancellation is done
+    if isinstance(recorded, OrderLineCancelled):
+        events += _apply(order, _cancellation_outcome(order))
     if (status := _status_event(order)) is not None:
-        evolve(order, status)
-        events.append(status)
+        events += _apply(order, [status])
+    return events
+
+
+def _cancellation_outcome(order: Order) -> list[Event]:
+    cancelled = [CancelledLine(sku=sku, quantity=q) for sku, q in order.being_cancelled.items() if q]
+    if not cancelled:
+        return [CancellationRefused(order_id=order.order_id,
+                                    reason="everything was already filled from a receipt and ships expedited")]
+    prices = {line.sku: line.unit_price for line in order.lines}
+    amount = None
+    if all(prices[c.sku] is not None for c in cancelled):
+        amount = sum((prices[c.sku] * c.quantity for c in cancelled), Decimal(0))
+    whole = all(line.rejection or line.cancelled == line.quantity for line in order.lines)
+    return [
+        OrderCancelled(order_id=order.order_id, lines=cancelled, whole_order=whole, reason=order.cancel_reason,
+                       refund_amount=amount, currency=order.currency),
+        RefundIssued(order_id=order.order_id, amount=amount, currency=order.currency, lines=cancelled),
+    ]
+
+
+def _apply(order: Order, events: list[Event]) -> list[Event]:
+    for event in events:
+        evolve(order, event)
     return events
 
 
@@ -101,8 +170,8 @@ def derive_status(order: Order) -> Status:
     lines = order.lines
     if not all(line.decided for line in lines):
         return "placed"
-    if all(line.rejection for line in lines):
-        return "rejected"
+    if all(line.rejection or line.cancelled == line.quantity for line in lines):
+        return "cancelled" if any(line.cancelled for line in lines) else "rejected"
     if any(line.backordered for line in lines):
         return "backordered"
     return "ready_to_ship" if any(line.fulfilled for line in lines) else "confirmed"
@@ -127,7 +196,7 @@ def _status_event(order: Order) -> Event | None:
             return OrderReadyToShip(order_id=order.order_id)
         case "rejected":
             return OrderRejected(order_id=order.order_id, reason="no line of the order can be ordered", lines=rejected)
-    return None
+    return None  # "cancelled" is announced by OrderCancelled
 
 
 def evolve(order: Order | None, event: Event) -> Order:
@@ -167,4 +236,22 @@ def evolve(order: Order | None, event: Event) -> Order:
             order.status = "ready_to_ship"
         case OrderRejected():
             order.status = "rejected"
+        case CancellationRequested():
+            order.cancel_reason = event.reason
+            order.being_cancelled = {}
+            for sku in event.skus:
+                order.line(sku).cancelling = True
+        case OrderLineCancelled():
+            line = order.line(event.sku)
+            line.reserved -= event.released
+            line.backordered -= event.backorder_cancelled
+            line.cancelled += event.released + event.backorder_cancelled
+            line.cancelling = False
+            if not line.backordered:
+                line.eta = None
+            order.being_cancelled[event.sku] = event.released + event.backorder_cancelled
+        case OrderCancelled():
+            order.being_cancelled = {}
+            if event.whole_order:
+                order.status = "cancelled"
     return order

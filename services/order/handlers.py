@@ -3,18 +3,19 @@
 import asyncpg
 import structlog
 
-from contracts.commands import PlaceOrder
+from contracts.commands import CancelOrder, PlaceOrder
 from contracts.events import ORDER_EVENTS, Event
 from services.order import domain, projections
 from services.order.domain import Order
 from services.runtime.eventstore import Streams, replay
-from services.runtime.messages import Message
+from services.runtime.messages import Message, Unhandleable
 
 log = structlog.get_logger()
 
 
 def inbox_key(message: Message) -> str:
-    # PlaceOrder is idempotent on order_id, whatever its message id.
+    # PlaceOrder is idempotent on order_id, whatever its message id. (Two CancelOrders for one order are
+    # two requests: the second is refused if the first took everything.)
     if isinstance(message.body, PlaceOrder):
         return f"PlaceOrder:{message.body.order_id}"
     return message.envelope.id
@@ -32,6 +33,10 @@ async def handle(conn: asyncpg.Connection, messages: list[Message]) -> None:
                 orders.record(order_id, domain.evolve(None, events[0]), events, message.envelope)
             else:
                 log.info("order placed before, nothing to do", order_id=order_id, message_id=message.envelope.id)
+        elif isinstance(message.body, CancelOrder):
+            if order is None:
+                raise Unhandleable(f"CancelOrder for {order_id}: no such order")
+            orders.record(order_id, order, domain.cancel(order, message.body), message.envelope)
         elif order is None:
             log.warning("allocation event for an unknown order skipped", order_id=order_id, type=message.type)
         else:

@@ -12,18 +12,19 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
 ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
 """
 UPSERT_LINES = """
-INSERT INTO order_lines (order_id, sku, quantity, unit_price, reserved, backordered, fulfilled,
+INSERT INTO order_lines (order_id, sku, quantity, unit_price, reserved, backordered, fulfilled, cancelled,
                          estimated_ship_date, rejection_reason, rejection_message)
-SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::numeric[], $5::int[], $6::int[], $7::int[],
-                     $8::date[], $9::text[], $10::text[])
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::numeric[], $5::int[], $6::int[], $7::int[], $8::int[],
+                     $9::date[], $10::text[], $11::text[])
 ON CONFLICT (order_id, sku) DO UPDATE SET
     reserved = EXCLUDED.reserved, backordered = EXCLUDED.backordered, fulfilled = EXCLUDED.fulfilled,
+    cancelled = EXCLUDED.cancelled,
     estimated_ship_date = EXCLUDED.estimated_ship_date, rejection_reason = EXCLUDED.rejection_reason,
     rejection_message = EXCLUDED.rejection_message
 """
 FIND_ORDER = "SELECT order_id, customer_id, status, currency, updated_at FROM orders WHERE order_id = $1"
 FIND_LINES = """
-SELECT sku, quantity, unit_price, reserved, backordered, fulfilled, estimated_ship_date,
+SELECT sku, quantity, unit_price, reserved, backordered, fulfilled, cancelled, estimated_ship_date,
        rejection_reason, rejection_message
 FROM order_lines WHERE order_id = $1 ORDER BY sku
 """
@@ -35,7 +36,7 @@ async def project(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:
         return
     await conn.execute(UPSERT_ORDERS, *zip(*((o.order_id, o.customer_id, o.status, o.currency) for o in orders)))
     lines = [
-        (o.order_id, l.sku, l.quantity, l.unit_price, l.reserved, l.backordered, l.fulfilled, l.eta,
+        (o.order_id, l.sku, l.quantity, l.unit_price, l.reserved, l.backordered, l.fulfilled, l.cancelled, l.eta,
          l.rejection.reason if l.rejection else None, l.rejection.message if l.rejection else None)
         for o in orders
         for l in o.lines
@@ -70,6 +71,7 @@ async def find(pool: asyncpg.Pool, order_id: str) -> dict | None:
                 "reserved": l["reserved"],
                 "backordered": l["backordered"],
                 "fulfilled": l["fulfilled"],
+                "cancelled": l["cancelled"],
                 "estimated_ship_date": l["estimated_ship_date"].isoformat() if l["estimated_ship_date"] else None,
                 "rejection": {"reason": l["rejection_reason"], "message": l["rejection_message"]}
                 if l["rejection_reason"]

@@ -69,6 +69,8 @@ class BatchConsumer:
         except Exception as error:
             if len(batch) == 1:
                 record, message = batch[0]
+                if isinstance(error, Unhandleable):  # the handler's own verdict: a reason, not a crash
+                    return [(record, str(error))]
                 log.exception("message cannot be handled", type=message.type, message_id=message.envelope.id,
                               order_id=getattr(message.body, "order_id", None))
                 return [(record, f"handler failed: {error!r}")]

@@ -7,11 +7,13 @@ from hypothesis import strategies as st
 
 from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
 from contracts.events import (
+    BackorderCancelled,
     BackorderCreated,
     BackorderEtaChanged,
     BackorderFulfilled,
     OrderPlaced,
     OutOfStock,
+    StockReleased,
     StockReserved,
 )
 from services.inventory import domain
@@ -135,6 +137,7 @@ commands = st.lists(
         st.tuples(st.just("order"), st.integers(1, 8), st.booleans()),
         st.tuples(st.just("receive"), st.integers(1, 12), st.booleans()),
         st.tuples(st.just("expect"), st.integers(1, 12), st.integers(0, 30)),
+        st.tuples(st.just("cancel"), st.integers(0, 39), st.booleans()),
     ),
     max_size=40,
 )
@@ -148,6 +151,8 @@ def test_stock_is_never_over_allocated_and_events_fold_back_to_the_state(script)
     for i, (kind, quantity, flag) in enumerate(script):
         if kind == "order":
             events += allocate(state, f"o{i}", quantity, allow_backorder=flag)
+        elif kind == "cancel":
+            events += domain.cancel(state, f"o{quantity}", TODAY)
         elif kind == "receive":
             events += receive(state, quantity, receipt_id=f"r{i}", po_id="p0" if flag else None)
         else:
@@ -164,3 +169,28 @@ def test_stock_is_never_over_allocated_and_events_fold_back_to_the_state(script)
     for event in events:
         domain.evolve(rebuilt, event)
     assert rebuilt == state
+
+
+def test_cancelling_releases_reserved_stock_and_the_backorder_and_freed_stock_fills_older_waiters():
+    state = product()
+    allocate(state, "waiting", 2)  # backordered: nothing in stock yet
+    receive(state, 2)  # fills "waiting"
+    receive(state, 3, receipt_id="r2")
+    allocate(state, "o1", 5)  # 3 reserved, 2 backordered
+    allocate(state, "o2", 1)  # backordered behind o1
+    events = domain.cancel(state, "o1", TODAY)
+    assert events[:2] == [
+        BackorderCancelled(order_id="o1", sku="A", quantity=2),
+        StockReleased(order_id="o1", sku="A", quantity=3, backorder_cancelled=2, kept=0),
+    ]
+    assert BackorderFulfilled(order_id="o2", sku="A", quantity=1, remaining=0) in events
+    assert state.backorders == [] and state.available == 2 and "o1" not in state.reservations
+
+
+def test_cancelling_keeps_units_already_filled_from_a_receipt():
+    state = product()
+    allocate(state, "o1", 2)
+    receive(state, 2)
+    assert domain.cancel(state, "o1", TODAY) == [
+        StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=2)]
+    assert state.reserved == 2

@@ -1,17 +1,23 @@
 """The order aggregate: placement, line outcomes and the status a storefront follows."""
 
 from datetime import date
+from decimal import Decimal
 
-from contracts.commands import OrderLine, PlaceOrder
+from contracts.commands import CancelOrder, OrderLine, PlaceOrder
 from contracts.events import (
     BackorderCreated,
     BackorderFulfilled,
+    CancellationRefused,
+    CancellationRequested,
+    OrderCancelled,
     OrderBackordered,
     OrderConfirmed,
     OrderPlaced,
     OrderReadyToShip,
     OrderRejected,
     OutOfStock,
+    RefundIssued,
+    StockReleased,
     StockReserved,
 )
 from services.order import domain
@@ -71,3 +77,41 @@ def test_order_with_one_refused_line_is_confirmed_for_the_rest():
     domain.record_allocation(order, OutOfStock(order_id="o1", sku="A", quantity=1, reason="unknown_sku", message="no"))
     events = domain.record_allocation(order, StockReserved(order_id="o1", sku="B", quantity=1))
     assert isinstance(events[-1], OrderConfirmed) and events[-1].rejected_lines[0].sku == "A"
+
+
+def test_cancelling_a_backordered_line_is_requested_then_confirmed_with_a_refund():
+    order = placed(("A", 5))
+    order.lines[0].unit_price = Decimal("2.50")
+    domain.record_allocation(order, StockReserved(order_id="o1", sku="A", quantity=3))
+    domain.record_allocation(
+        order, BackorderCreated(order_id="o1", sku="A", quantity=2, estimated_ship_date=ETA, backordered_on=ETA))
+    requested = domain.cancel(order, CancelOrder(order_id="o1", reason="too slow"))
+    assert requested == [CancellationRequested(order_id="o1", skus=["A"], reason="too slow")]
+    assert domain.cancel(order, CancelOrder(order_id="o1"))[0].reason.startswith("a cancellation")
+
+    events = domain.record_allocation(
+        order, StockReleased(order_id="o1", sku="A", quantity=3, backorder_cancelled=2, kept=0))
+
+    cancelled = next(e for e in events if isinstance(e, OrderCancelled))
+    assert cancelled.whole_order and cancelled.refund_amount == Decimal("12.50")
+    assert any(isinstance(e, RefundIssued) for e in events)
+    assert order.status == "cancelled"
+
+
+def test_cancelling_what_already_shipped_is_refused():
+    order = placed(("A", 2))
+    domain.record_allocation(
+        order, BackorderCreated(order_id="o1", sku="A", quantity=2, estimated_ship_date=ETA, backordered_on=ETA))
+    domain.record_allocation(order, BackorderFulfilled(order_id="o1", sku="A", quantity=2, remaining=0))
+    refused = domain.cancel(order, CancelOrder(order_id="o1"))
+    assert isinstance(refused[0], CancellationRefused) and "filled" in refused[0].reason
+
+
+def test_a_receipt_that_wins_the_race_with_a_cancellation_makes_it_refused():
+    order = placed(("A", 2))
+    domain.record_allocation(
+        order, BackorderCreated(order_id="o1", sku="A", quantity=2, estimated_ship_date=ETA, backordered_on=ETA))
+    domain.cancel(order, CancelOrder(order_id="o1"))
+    domain.record_allocation(order, BackorderFulfilled(order_id="o1", sku="A", quantity=2, remaining=0))
+    events = domain.record_allocation(order, StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=2))
+    assert isinstance(events[-2], CancellationRefused) and isinstance(events[-1], OrderReadyToShip)

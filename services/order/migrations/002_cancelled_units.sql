@@ -1,0 +1,1 @@
+ALTER TABLE order_lines ADD COLUMN cancelled integer NOT NULL DEFAULT 0;
