@@ -237,6 +237,16 @@ class BackorderFulfilled(Event):
     expedited: bool = True
 
 
+class AvailabilityChanged(Event):
+    """What a storefront should show for a SKU changed: `in_stock` with `available` units, `backorderable`
+    with the `estimated_ship_date` of an order placed now, or `unavailable`."""
+
+    sku: str
+    status: Literal["in_stock", "backorderable", "unavailable"]
+    available: int
+    estimated_ship_date: date | None = None
+
+
 class OutOfStock(Event):
     """An order line that cannot be ordered at all, with a reason a storefront can show."""
 
@@ -291,6 +301,7 @@ INVENTORY_EVENTS: dict[str, type[Event]] = {
         BackorderCancelled,
         StockReleased,
         OutOfStock,
+        AvailabilityChanged,
     )
 }
 NOTIFICATION_EVENTS: dict[str, type[Event]] = {NotificationSent.__name__: NotificationSent}

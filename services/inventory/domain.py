@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from contracts.commands import ExpectReplenishment, ReceiveStock, RegisterProduct
 from contracts.events import (
+    AvailabilityChanged,
     BackorderCancelled,
     BackorderCreated,
     BackorderEtaChanged,
@@ -214,6 +215,14 @@ def _apply(state: Sku, events: list[Event]) -> list[Event]:
     for event in events:
         evolve(state, event)
     return events
+
+
+def availability_changes(shown_before: tuple[str, int, date | None], state: Sku, today: date) -> list[Event]:
+    """AvailabilityChanged when what a storefront should show differs from `shown_before`."""
+    status, available, eta = availability(state, today)
+    if (status, available, eta) == shown_before:
+        return []
+    return [AvailabilityChanged(sku=state.sku, status=status, available=available, estimated_ship_date=eta)]
 
 
 def availability(state: Sku, today: date) -> tuple[str, int, date | None]:

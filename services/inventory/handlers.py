@@ -1,7 +1,9 @@
 """Inventory use cases, one transaction per batch: products, receipts, expected replenishments, and the
 allocation of every placed order line. SKU rows are locked for the batch: stock is never over-allocated."""
 
+from collections.abc import Callable
 from datetime import date
+from functools import partial
 
 import asyncpg
 
@@ -23,42 +25,45 @@ def inbox_key(message: Message) -> str:
     return message.envelope.id
 
 
-def _skus(message: Message) -> list[str]:
-    match message.body:
-        case OrderPlaced(lines=lines):
-            return [line.sku for line in lines]
-        case CancellationRequested(skus=skus):
-            return skus
-    return [message.body.sku]
+Decision = Callable[[Sku], list[Event]]
+
+
+def _decisions(body: object, today: date) -> list[tuple[str, Decision]]:
+    """What a message asks of each SKU it concerns."""
+    match body:
+        case OrderPlaced():
+            return [(line.sku, partial(domain.allocate, order=body, quantity=line.quantity, today=today))
+                    for line in body.lines]
+        case CancellationRequested():
+            return [(sku, partial(domain.cancel, order_id=body.order_id, today=today)) for sku in body.skus]
+        case RegisterProduct():
+            return [(body.sku, partial(domain.register_product, cmd=body))]
+        case ReceiveStock():
+            return [(body.sku, partial(domain.receive_stock, cmd=body, today=today))]
+        case ExpectReplenishment():
+            return [(body.sku, partial(domain.expect_replenishment, cmd=body, today=today))]
+    raise TypeError(f"inventory does not handle {type(body).__name__}")
 
 
 async def handle(conn: asyncpg.Connection, messages: list[Message], today: date) -> None:
+    decided = [(message, _decisions(message.body, today)) for message in messages]
     skus: Streams[Sku] = Streams(conn, Sku)
-    await skus.load(sku for m in messages for sku in _skus(m))
+    await skus.load(sku for _, decisions in decided for sku, _ in decisions)
 
     def state(sku: str) -> Sku:
         return skus.get(sku) or Sku(sku=sku)
 
-    for message in messages:
-        body, cause = message.body, message.envelope
-        match body:
-            case OrderPlaced():
-                for line in body.lines:
-                    s = state(line.sku)
-                    skus.record(line.sku, s, domain.allocate(s, body, line.quantity, today), cause)
-            case CancellationRequested():
-                for sku in body.skus:
-                    s = state(sku)
-                    skus.record(sku, s, domain.cancel(s, body.order_id, today), cause)
-            case RegisterProduct():
-                s = state(body.sku)
-                skus.record(body.sku, s, domain.register_product(s, body), cause)
-            case ReceiveStock():
-                s = state(body.sku)
-                skus.record(body.sku, s, domain.receive_stock(s, body, today), cause)
-            case ExpectReplenishment():
-                s = state(body.sku)
-                skus.record(body.sku, s, domain.expect_replenishment(s, body, today), cause)
+    shown_before = {}
+    last_cause = {}
+    for message, decisions in decided:
+        for sku, decide in decisions:
+            current = state(sku)
+            shown_before.setdefault(sku, domain.availability(current, today))
+            skus.record(sku, current, decide(current), message.envelope)
+            last_cause[sku] = message.envelope
+    # Storefronts hear of a change in what they should show once per SKU and batch, not per order.
+    for sku, cause in last_cause.items():
+        skus.record(sku, state(sku), domain.availability_changes(shown_before[sku], state(sku), today), cause)
     changed = await skus.save()
     await projections.project(conn, changed.values(), today)
 

@@ -2,7 +2,15 @@
 records each notification as NotificationSent."""
 
 from contracts import topics
-from contracts.events import BackorderCreated, BackorderFulfilled, OrderCancelled, OrderConfirmed, OrderPlaced
+from contracts.events import (
+    AvailabilityChanged,
+    BackorderCreated,
+    BackorderFulfilled,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    ProductRegistered,
+)
 from services.notification import handlers
 from services.notification.dispatch import Dispatcher
 from services.runtime.messages import Subscription
@@ -20,7 +28,11 @@ SERVICE = Service(
     name="notification",
     subscriptions=[
         Subscription(topics.ORDERS_EVENTS, {e.__name__: e for e in (OrderPlaced, OrderConfirmed, OrderCancelled)}, strict=False),
-        Subscription(topics.INVENTORY_EVENTS, {e.__name__: e for e in (BackorderCreated, BackorderFulfilled)}, strict=False),
+        Subscription(
+            topics.INVENTORY_EVENTS,
+            {e.__name__: e for e in (BackorderCreated, BackorderFulfilled, ProductRegistered, AvailabilityChanged)},
+            strict=False,
+        ),
     ],
     handle=handlers.handle,
     inbox_key=handlers.inbox_key,

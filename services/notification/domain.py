@@ -20,7 +20,10 @@ def notification_id(kind: str, cause_id: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"orderflow:notification:{kind}:{cause_id}")
 
 
-def decide(event: Event, cause_id: str) -> Notification | None:
+def decide(event: Event, cause_id: str, product_name: str | None = None,
+           alternatives: list[tuple[str, str]] = ()) -> Notification | None:
+    """The notification `event` calls for, if any. `alternatives` are (sku, name) of products in stock
+    now that could replace a backordered one."""
     match event:
         case OrderConfirmed():
             kind = "order_confirmed"
@@ -30,16 +33,21 @@ def decide(event: Event, cause_id: str) -> Notification | None:
                 body += f"We could not accept {line.sku}: {line.message}.\n"
         case BackorderCreated():
             kind = "backorder_created"
-            subject = f"Order {event.order_id}: {event.sku} is backordered"
+            item = product_name or event.sku
+            subject = f"Order {event.order_id}: {item} is backordered"
             body = (
-                f"We could not ship {event.quantity} x {event.sku} from stock, so we have backordered them "
-                f"for you.\nEstimated ship date: {event.estimated_ship_date.isoformat()}.\n"
+                f"We could not ship {event.quantity} x {item} ({event.sku}) from stock, so we have backordered "
+                f"them for you.\nEstimated ship date: {event.estimated_ship_date.isoformat()}.\n"
                 "We will write again when they ship; backordered items ship expedited at no extra cost.\n"
             )
+            if alternatives:
+                body += "\nIn stock now, if you would rather not wait:\n"
+                body += "".join(f"  - {name} ({sku})\n" for sku, name in alternatives)
         case BackorderFulfilled():
             kind = "backorder_fulfilled"
-            subject = f"Order {event.order_id}: {event.sku} ships now, expedited"
-            body = f"Good news: {event.quantity} x {event.sku} from your backorder ship now, by expedited shipping.\n"
+            item = product_name or event.sku
+            subject = f"Order {event.order_id}: {item} ships now, expedited"
+            body = f"Good news: {event.quantity} x {item} from your backorder ship now, by expedited shipping.\n"
             if event.remaining:
                 body += f"{event.remaining} more are still on backorder; we will tell you when they ship.\n"
         case OrderCancelled():

@@ -133,3 +133,25 @@ def _one(items: list):
 def _count(items: list, n: int) -> list:
     assert len(items) == n, items
     return items
+
+
+async def test_availability_changes_are_published_and_the_backorder_mail_offers_alternatives_in_stock(stack):
+    sku, in_stock, sold_out = unique("sku"), unique("alt"), unique("alt")
+    await register(stack, in_stock, stock=4)
+    await register(stack, sold_out)
+    await stack.bus.send(INVENTORY_COMMANDS, RegisterProduct(
+        sku=sku, name="Blue Kettle", lead_time_days=12, alternatives=[sold_out, in_stock]), sku)
+    shown = (await stack.bus.wait_for(INVENTORY_EVENTS, "AvailabilityChanged", sku=sku))[0].data
+    assert shown["status"] == "backorderable" and shown["estimated_ship_date"]
+    assert (await stack.bus.wait_for(INVENTORY_EVENTS, "AvailabilityChanged", sku=in_stock))[-1].data == {
+        "sku": in_stock, "status": "in_stock", "available": 4, "estimated_ship_date": None}
+    order_id, email = unique("ord"), f"{unique('c')}@example.com"
+
+    await stack.bus.send(ORDERS_COMMANDS, place(order_id, sku, 1, email), order_id)
+
+    mail = await eventually(lambda: _one(stack.mails_to(email)))
+    assert "Blue Kettle is backordered" in mail["Subject"]
+    text = mail.get_content()
+    assert f"Product {in_stock} ({in_stock})" in text and sold_out not in text
+    availability = (await stack.get("inventory", f"/availability/{sku}")).json()
+    assert availability["status"] == "backorderable" and availability["estimated_ship_date"] == shown["estimated_ship_date"]
