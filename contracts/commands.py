@@ -82,7 +82,22 @@ class ExpectReplenishment(Command):
     expected_on: date
 
 
+class RescheduleReplenishment(Command):
+    """A purchase order will arrive on another day (a supplier delay, or earlier than planned)."""
+
+    po_id: Identifier
+    sku: Sku
+    expected_on: date
+
+
+class CancelReplenishment(Command):
+    """A purchase order will not arrive."""
+
+    po_id: Identifier
+    sku: Sku
+
+
 ORDER_COMMANDS: dict[str, type[Command]] = {c.__name__: c for c in (PlaceOrder, CancelOrder)}
 INVENTORY_COMMANDS: dict[str, type[Command]] = {
-    c.__name__: c for c in (RegisterProduct, ReceiveStock, ExpectReplenishment)
+    c.__name__: c for c in (RegisterProduct, ReceiveStock, ExpectReplenishment, RescheduleReplenishment, CancelReplenishment)
 }

@@ -109,6 +109,15 @@ class OrderRejected(Event):
     lines: list[RejectedLine] = []
 
 
+class DiscountOffered(Event):
+    """Goodwill for a backorder that slipped: a discount on a future purchase, once per order."""
+
+    order_id: str
+    code: str
+    percent: int
+    reason: str
+
+
 class CancellationRequested(Event):
     """The customer asked to cancel these lines; inventory releases their stock and backorders."""
 
@@ -188,6 +197,17 @@ class ReplenishmentExpected(Event):
     expected_on: date
 
 
+class ReplenishmentRescheduled(Event):
+    po_id: str
+    sku: str
+    expected_on: date
+
+
+class ReplenishmentCancelled(Event):
+    po_id: str
+    sku: str
+
+
 class StockReserved(Event):
     order_id: str
     sku: str
@@ -264,7 +284,7 @@ class NotificationSent(Event):
     notification_id: str
     order_id: str
     customer_id: str
-    kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled"]
+    kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled", "eta_changed"]
     channel: Literal["email"]
 
 
@@ -286,6 +306,7 @@ ORDER_EVENTS: dict[str, type[Event]] = {
         OrderLineCancelled,
         OrderCancelled,
         RefundIssued,
+        DiscountOffered,
     )
 }
 INVENTORY_EVENTS: dict[str, type[Event]] = {
@@ -294,6 +315,8 @@ INVENTORY_EVENTS: dict[str, type[Event]] = {
         ProductRegistered,
         StockReceived,
         ReplenishmentExpected,
+        ReplenishmentRescheduled,
+        ReplenishmentCancelled,
         StockReserved,
         BackorderCreated,
         BackorderEtaChanged,

@@ -8,7 +8,13 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel
 
-from contracts.commands import ExpectReplenishment, ReceiveStock, RegisterProduct
+from contracts.commands import (
+    CancelReplenishment,
+    ExpectReplenishment,
+    ReceiveStock,
+    RegisterProduct,
+    RescheduleReplenishment,
+)
 from contracts.events import (
     AvailabilityChanged,
     BackorderCancelled,
@@ -19,7 +25,9 @@ from contracts.events import (
     OrderPlaced,
     OutOfStock,
     ProductRegistered,
+    ReplenishmentCancelled,
     ReplenishmentExpected,
+    ReplenishmentRescheduled,
     StockReceived,
     StockReleased,
     StockReserved,
@@ -82,6 +90,21 @@ def expect_replenishment(state: Sku, cmd: ExpectReplenishment, today: date) -> l
     if any(r.po_id == cmd.po_id for r in state.replenishments):
         return []  # the same purchase order again
     events = _apply(state, [ReplenishmentExpected(**cmd.model_dump())])
+    return events + _apply(state, _eta_changes(state, today))
+
+
+def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment, today: date) -> list[Event]:
+    replenishment = next((r for r in state.replenishments if r.po_id == cmd.po_id), None)
+    if replenishment is None or replenishment.expected_on == cmd.expected_on:
+        return []  # unknown, already delivered, or no change
+    events = _apply(state, [ReplenishmentRescheduled(**cmd.model_dump())])
+    return events + _apply(state, _eta_changes(state, today))
+
+
+def cancel_replenishment(state: Sku, cmd: CancelReplenishment, today: date) -> list[Event]:
+    if not any(r.po_id == cmd.po_id for r in state.replenishments):
+        return []
+    events = _apply(state, [ReplenishmentCancelled(**cmd.model_dump())])
     return events + _apply(state, _eta_changes(state, today))
 
 
@@ -248,6 +271,11 @@ def evolve(state: Sku, event: Event) -> Sku:
         case ReplenishmentExpected():
             state.replenishments.append(Replenishment(po_id=event.po_id, quantity=event.quantity, expected_on=event.expected_on))
             state.replenishments.sort(key=lambda r: (r.expected_on, r.po_id))
+        case ReplenishmentRescheduled():
+            next(r for r in state.replenishments if r.po_id == event.po_id).expected_on = event.expected_on
+            state.replenishments.sort(key=lambda r: (r.expected_on, r.po_id))
+        case ReplenishmentCancelled():
+            state.replenishments = [r for r in state.replenishments if r.po_id != event.po_id]
         case StockReceived():
             state.on_hand += event.quantity
             _count_against_replenishments(state, event.quantity, event.po_id)

@@ -7,7 +7,13 @@ from functools import partial
 
 import asyncpg
 
-from contracts.commands import ExpectReplenishment, ReceiveStock, RegisterProduct
+from contracts.commands import (
+    CancelReplenishment,
+    ExpectReplenishment,
+    ReceiveStock,
+    RegisterProduct,
+    RescheduleReplenishment,
+)
 from contracts.events import INVENTORY_EVENTS, CancellationRequested, Event, OrderPlaced
 from services.inventory import domain, projections
 from services.inventory.domain import Sku
@@ -42,6 +48,10 @@ def _decisions(body: object, today: date) -> list[tuple[str, Decision]]:
             return [(body.sku, partial(domain.receive_stock, cmd=body, today=today))]
         case ExpectReplenishment():
             return [(body.sku, partial(domain.expect_replenishment, cmd=body, today=today))]
+        case RescheduleReplenishment():
+            return [(body.sku, partial(domain.reschedule_replenishment, cmd=body, today=today))]
+        case CancelReplenishment():
+            return [(body.sku, partial(domain.cancel_replenishment, cmd=body, today=today))]
     raise TypeError(f"inventory does not handle {type(body).__name__}")
 
 

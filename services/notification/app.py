@@ -1,11 +1,16 @@
 """The notification service: learns contacts from orders, emails customers about their backorders,
 records each notification as NotificationSent."""
 
+from functools import partial
+
 from contracts import topics
 from contracts.events import (
     AvailabilityChanged,
+    BackorderCancelled,
     BackorderCreated,
+    BackorderEtaChanged,
     BackorderFulfilled,
+    DiscountOffered,
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
@@ -15,6 +20,7 @@ from services.notification import handlers
 from services.notification.dispatch import Dispatcher
 from services.runtime.messages import Subscription
 from services.runtime.service import Runtime, Service, serve
+from services.runtime.settings import Settings
 
 
 def background(runtime: Runtime):
@@ -27,14 +33,15 @@ def background(runtime: Runtime):
 SERVICE = Service(
     name="notification",
     subscriptions=[
-        Subscription(topics.ORDERS_EVENTS, {e.__name__: e for e in (OrderPlaced, OrderConfirmed, OrderCancelled)}, strict=False),
+        Subscription(topics.ORDERS_EVENTS, {e.__name__: e for e in (OrderPlaced, OrderConfirmed, OrderCancelled, DiscountOffered)}, strict=False),
         Subscription(
             topics.INVENTORY_EVENTS,
-            {e.__name__: e for e in (BackorderCreated, BackorderFulfilled, ProductRegistered, AvailabilityChanged)},
+            {e.__name__: e for e in (BackorderCreated, BackorderEtaChanged, BackorderFulfilled, BackorderCancelled,
+                                     ProductRegistered, AvailabilityChanged)},
             strict=False,
         ),
     ],
-    handle=handlers.handle,
+    handle=partial(handlers.handle, eta_window_s=Settings("notification").eta_update_window_s),
     inbox_key=handlers.inbox_key,
     events_topic=topics.NOTIFICATIONS_EVENTS,
     key_field="order_id",

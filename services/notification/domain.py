@@ -1,6 +1,7 @@
 """What to tell a customer, and when: pure functions from inventory events to notifications."""
 
 from dataclasses import dataclass
+from datetime import date
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from contracts.events import BackorderCreated, BackorderFulfilled, Event, OrderCancelled, OrderConfirmed
@@ -62,3 +63,18 @@ def decide(event: Event, cause_id: str, product_name: str | None = None,
         case _:
             return None
     return Notification(notification_id(kind, cause_id), event.order_id, kind, subject, body)
+
+
+def eta_update(order_id: str, waiting: list[tuple[str, int, date]], discount: tuple[str, int] | None
+               ) -> tuple[str, str] | None:
+    """Subject and body of the one update that tells the latest ETA of each waiting line (name, quantity,
+    ETA), with a goodwill discount (code, percent) if one is due; None when nothing waits any more."""
+    if not waiting:
+        return None
+    subject = f"Order {order_id}: new estimated ship date"
+    body = "The estimated ship date of your backorder has changed:\n"
+    body += "".join(f"  - {quantity} x {name}: now {eta.isoformat()}\n" for name, quantity, eta in waiting)
+    if discount:
+        code, percent = discount
+        body += (f"\nWe are sorry for the wait. Use code {code} for {percent}% off your next purchase.\n")
+    return subject, body

@@ -1,13 +1,23 @@
-"""Notification use cases, one transaction per batch: learn each order's contact and the products'
-names and availability, and queue the notifications the events call for. Sending is the dispatcher's
-job, after commit."""
+"""Notification use cases, one transaction per batch: learn each order's contact, the products' names
+and availability, the backorders' ETAs and any goodwill discount, and queue the notifications the events
+call for. Sending is the dispatcher's job, after commit."""
 
 import json
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from contracts.events import AvailabilityChanged, BackorderCreated, BackorderFulfilled, OrderPlaced, ProductRegistered
+from contracts.events import (
+    AvailabilityChanged,
+    BackorderCancelled,
+    BackorderCreated,
+    BackorderEtaChanged,
+    BackorderFulfilled,
+    DiscountOffered,
+    OrderPlaced,
+    ProductRegistered,
+)
 from services.notification import domain
 from services.runtime.messages import Message
 
@@ -26,6 +36,20 @@ INSERT INTO sku_availability (sku, status, available)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
 ON CONFLICT (sku) DO UPDATE SET status = EXCLUDED.status, available = EXCLUDED.available
 """
+SAVE_DISCOUNTS = """
+INSERT INTO discounts (order_id, code, percent) SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
+ON CONFLICT DO NOTHING
+"""
+SAVE_ETAS = """
+INSERT INTO backorder_etas (order_id, sku, quantity, eta)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::date[])
+ON CONFLICT (order_id, sku) DO UPDATE
+SET quantity = EXCLUDED.quantity, eta = coalesce(EXCLUDED.eta, backorder_etas.eta)
+"""
+DROP_ETAS = """
+DELETE FROM backorder_etas e USING unnest($1::text[], $2::text[]) AS gone(order_id, sku)
+WHERE e.order_id = gone.order_id AND e.sku = gone.sku
+"""
 # Up to three alternatives of each SKU that are in stock now, in the order the product lists them.
 IN_STOCK_ALTERNATIVES = """
 SELECT p.sku AS for_sku, alt.sku, coalesce(named.name, alt.sku) AS name
@@ -37,9 +61,12 @@ WHERE p.sku = ANY($1::text[])
 ORDER BY p.sku, alt.position
 """
 PRODUCT_NAMES = "SELECT sku, name FROM products WHERE sku = ANY($1::text[])"
+# Any unique violation means "already queued": the same cause again, or an ETA update already pending
+# for the order (which is written at send time, so it will tell the latest).
 QUEUE = """
-INSERT INTO mail_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+INSERT INTO mail_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id, send_after)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::timestamptz[])
 ON CONFLICT DO NOTHING
 """
 
@@ -48,9 +75,34 @@ def inbox_key(message: Message) -> str:
     return message.envelope.id
 
 
-async def handle(conn: asyncpg.Connection, messages: list[Message]) -> None:
-    # First what the batch teaches about contacts and products, then the notifications it calls for.
-    contacts, products, availability = [], {}, {}
+async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s: float) -> None:
+    await _learn(conn, messages)
+    skus = [m.body.sku for m in messages if isinstance(m.body, (BackorderCreated, BackorderFulfilled))]
+    names = {r["sku"]: r["name"] for r in await conn.fetch(PRODUCT_NAMES, skus)} if skus else {}
+    alternatives: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    if skus:
+        for row in await conn.fetch(IN_STOCK_ALTERNATIVES, skus):
+            alternatives[row["for_sku"]].append((row["sku"], row["name"]))
+    now = datetime.now(UTC)
+    queued = []
+    for message in messages:
+        body, envelope = message.body, message.envelope
+        correlation = envelope.correlationid or envelope.id
+        if isinstance(body, BackorderEtaChanged):
+            queued.append((domain.notification_id("eta_changed", envelope.id), body.order_id, "eta_changed", "", "",
+                           correlation, envelope.id, now + timedelta(seconds=eta_window_s)))
+            continue
+        sku = getattr(body, "sku", None)
+        if n := domain.decide(body, envelope.id, names.get(sku, sku), alternatives.get(sku, [])[:3]):
+            queued.append((n.notification_id, n.order_id, n.kind, n.subject, n.body, correlation, envelope.id, now))
+    if queued:
+        await conn.execute(QUEUE, *zip(*queued))
+
+
+async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:
+    """Update the projections from the batch, folding it in order first: one statement per table."""
+    contacts, products, availability, discounts = [], {}, {}, []
+    etas: dict[tuple[str, str], tuple[int, object] | None] = {}  # None: no longer waiting
     for body in (m.body for m in messages):
         match body:
             case OrderPlaced():
@@ -59,23 +111,18 @@ async def handle(conn: asyncpg.Connection, messages: list[Message]) -> None:
                 products[body.sku] = (body.sku, body.name, json.dumps(body.alternatives))
             case AvailabilityChanged():
                 availability[body.sku] = (body.sku, body.status, body.available)
-    for statement, rows in ((SAVE_CONTACTS, contacts), (SAVE_PRODUCTS, products.values()),
-                            (SAVE_AVAILABILITY, availability.values())):
+            case DiscountOffered():
+                discounts.append((body.order_id, body.code, body.percent))
+            case BackorderCreated() | BackorderEtaChanged():
+                etas[(body.order_id, body.sku)] = (body.quantity, body.estimated_ship_date)
+            case BackorderFulfilled():
+                etas[(body.order_id, body.sku)] = (body.remaining, None) if body.remaining else None
+            case BackorderCancelled():
+                etas[(body.order_id, body.sku)] = None
+    waiting = [(o, s, v[0], v[1]) for (o, s), v in etas.items() if v is not None]
+    gone = [(o, s) for (o, s), v in etas.items() if v is None]
+    for statement, rows in ((SAVE_CONTACTS, contacts), (SAVE_PRODUCTS, list(products.values())),
+                            (SAVE_AVAILABILITY, list(availability.values())), (SAVE_DISCOUNTS, discounts),
+                            (SAVE_ETAS, waiting), (DROP_ETAS, gone)):
         if rows:
             await conn.execute(statement, *zip(*rows))
-
-    skus = [m.body.sku for m in messages if isinstance(m.body, (BackorderCreated, BackorderFulfilled))]
-    names = {r["sku"]: r["name"] for r in await conn.fetch(PRODUCT_NAMES, skus)} if skus else {}
-    alternatives: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    if skus:
-        for row in await conn.fetch(IN_STOCK_ALTERNATIVES, skus):
-            alternatives[row["for_sku"]].append((row["sku"], row["name"]))
-    queued = []
-    for message in messages:
-        body, envelope = message.body, message.envelope
-        sku = getattr(body, "sku", None)
-        if n := domain.decide(body, envelope.id, names.get(sku, sku), alternatives.get(sku, [])[:3]):
-            queued.append((n.notification_id, n.order_id, n.kind, n.subject, n.body,
-                           envelope.correlationid or envelope.id, envelope.id))
-    if queued:
-        await conn.execute(QUEUE, *zip(*queued))

@@ -1,5 +1,7 @@
 """The order service: PlaceOrder in, order events out, GET /orders/{order_id}."""
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -17,6 +19,7 @@ from contracts.events import (
 from services.order import handlers, projections
 from services.runtime.messages import Subscription
 from services.runtime.service import Runtime, Service, serve
+from services.runtime.settings import Settings
 
 
 def routes(runtime: Runtime) -> list[Route]:
@@ -40,7 +43,7 @@ SERVICE = Service(
             strict=False,
         ),
     ],
-    handle=handlers.handle,
+    handle=partial(handlers.handle, goodwill_percent=Settings("order").goodwill_percent),
     inbox_key=handlers.inbox_key,
     events_topic=topics.ORDERS_EVENTS,
     key_field="order_id",

@@ -1,9 +1,11 @@
 """The order aggregate, pure: placement, the outcome of each line as inventory decides it, and the
 order's status. Status events are emitted when the status a storefront sees changes."""
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Literal
+from uuid import uuid4
 
 from pydantic import BaseModel
 
@@ -16,6 +18,7 @@ from contracts.events import (
     CancellationRefused,
     CancellationRequested,
     CancelledLine,
+    DiscountOffered,
     Event,
     OrderBackordered,
     OrderCancelled,
@@ -70,6 +73,7 @@ class Order(BaseModel):
     lines: list[Line]
     status: Status = "placed"
     cancel_reason: str | None = None
+    discount_code: str | None = None
     being_cancelled: dict[str, int] = {}  # units cancelled so far in the cancellation under way, by sku
 
     def line(self, sku: str) -> Line:
@@ -105,8 +109,14 @@ def cancel(order: Order, cmd: CancelOrder) -> list[Event]:
     return [requested]
 
 
-def record_allocation(order: Order, event: Event) -> list[Event]:
-    """Record what inventory decided or did for one line, then the status change it brings, if any."""
+def new_discount_code() -> str:
+    return f"SORRY-{uuid4().hex[:10].upper()}"
+
+
+def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
+                      discount_code: Callable[[], str] = new_discount_code) -> list[Event]:
+    """Record what inventory decided or did for one line, then what it brings: goodwill for a slipped
+    backorder (once per order), the end of a cancellation, a status change."""
     match event:
         case StockReserved():
             recorded: Event = OrderLineReserved(order_id=order.order_id, sku=event.sku, quantity=event.quantity)
@@ -134,6 +144,11 @@ def record_allocation(order: Order, event: Event) -> list[Event]:
             raise TypeError(f"not an allocation event: {type(event).__name__}")
     events = [recorded]
     evolve(order, recorded)
+    slipped = isinstance(event, BackorderEtaChanged) and event.estimated_ship_date > event.previous_estimated_ship_date
+    if slipped and order.discount_code is None and goodwill_percent > 0:
+        events += _apply(order, [DiscountOffered(
+            order_id=order.order_id, code=discount_code(), percent=goodwill_percent,
+            reason=f"{event.sku} now ships {event.estimated_ship_date.isoformat()}, later than we said")])
     if any(line.cancelling for line in order.lines):
         return events  # the status moves once the whole cancellation is done
     if isinstance(recorded, OrderLineCancelled):
@@ -250,6 +265,8 @@ def evolve(order: Order | None, event: Event) -> Order:
             if not line.backordered:
                 line.eta = None
             order.being_cancelled[event.sku] = event.released + event.backorder_cancelled
+        case DiscountOffered():
+            order.discount_code = event.code
         case OrderCancelled():
             order.being_cancelled = {}
             if event.whole_order:

@@ -21,7 +21,7 @@ def inbox_key(message: Message) -> str:
     return message.envelope.id
 
 
-async def handle(conn: asyncpg.Connection, messages: list[Message]) -> None:
+async def handle(conn: asyncpg.Connection, messages: list[Message], goodwill_percent: int) -> None:
     orders: Streams[Order] = Streams(conn, Order)
     await orders.load(m.body.order_id for m in messages)
     for message in messages:
@@ -40,7 +40,8 @@ async def handle(conn: asyncpg.Connection, messages: list[Message]) -> None:
         elif order is None:
             log.warning("allocation event for an unknown order skipped", order_id=order_id, type=message.type)
         else:
-            orders.record(order_id, order, domain.record_allocation(order, message.body), message.envelope)
+            events = domain.record_allocation(order, message.body, goodwill_percent)
+            orders.record(order_id, order, events, message.envelope)
     changed = await orders.save()
     await projections.project(conn, changed.values())
 

@@ -77,7 +77,7 @@ class Streams(Generic[State]):
     async def save(self) -> dict[str, State]:
         """Append every recorded event and the new snapshots, one statement each; returns the changed
         aggregates, for the projections."""
-        columns: tuple[list, ...] = ([], [], [], [], [], [], [])
+        rows: list[NewEvent] = []
         snapshots: tuple[list, ...] = ([], [], [])
         changed = {}
         for stream_id, stream in self._streams.items():
@@ -85,24 +85,34 @@ class Streams(Generic[State]):
                 continue
             for event, cause in stream.pending:
                 stream.version += 1
-                row = (stream_id, stream.version, uuid4(), type(event).__name__, event.model_dump_json(),
-                       cause.correlationid or cause.id, cause.id)
-                for column, value in zip(columns, row, strict=True):
-                    column.append(value)
+                rows.append(NewEvent(stream_id, stream.version, event, cause.correlationid or cause.id, cause.id))
             for column, value in zip(snapshots, (stream_id, stream.version, stream.state.model_dump_json()), strict=True):
                 column.append(value)
             stream.pending.clear()
             changed[stream_id] = stream.state
         if not changed:
             return {}
-        await append(self._conn, columns)
+        await append(self._conn, rows)
         await self._conn.execute(SAVE_SNAPSHOTS, *snapshots)
         return changed
 
 
-async def append(conn: asyncpg.Connection, columns: tuple[list, ...]) -> None:
-    """Append rows given column-wise: stream_id, version, event_id, type, data (JSON), correlation_id,
-    causation_id."""
+@dataclass(frozen=True)
+class NewEvent:
+    stream_id: str
+    version: int
+    event: Event
+    correlation_id: str
+    causation_id: str
+
+
+async def append(conn: asyncpg.Connection, events: list[NewEvent]) -> None:
+    """Append events in one statement; ConcurrencyError if a stream version is taken."""
+    columns = zip(*(
+        (e.stream_id, e.version, uuid4(), type(e.event).__name__, e.event.model_dump_json(), e.correlation_id,
+         e.causation_id)
+        for e in events
+    ))
     try:
         await conn.execute(APPEND, *columns)
     except asyncpg.UniqueViolationError as error:

@@ -24,6 +24,10 @@ class Settings:
     # broker allows 1 s). A short timeout makes group joins and takeovers quick.
     kafka_session_timeout_ms: int = field(default_factory=lambda: int(_env("KAFKA_SESSION_TIMEOUT_MS", "6000")))
     batch_size: int = field(default_factory=lambda: int(_env("BATCH_SIZE", "500")))
+    # Goodwill for a backorder whose ETA slips: this percentage off a future purchase.
+    goodwill_percent: int = field(default_factory=lambda: int(_env("GOODWILL_PERCENT", "10")))
+    # ETA changes to one order within this window make one mail.
+    eta_update_window_s: float = field(default_factory=lambda: float(_env("ETA_UPDATE_WINDOW_S", "60")))
 
     @property
     def http_port(self) -> int:

@@ -44,6 +44,7 @@ async def stack(request, database_factory, tmp_path_factory):
         "SMTP_URL": mail.url,
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "LOG_LEVEL": "info",
+        "ETA_UPDATE_WINDOW_S": "2",
     } | {f"{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
     processes = start_services(env, log_dir=folder)
     try:

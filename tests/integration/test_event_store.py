@@ -1,7 +1,7 @@
 """The event store on real PostgreSQL: optimistic concurrency, snapshots, and rebuilt projections."""
 
-import asyncio
 from datetime import date
+from functools import partial
 
 import pytest
 
@@ -65,14 +65,14 @@ async def test_rebuilt_projections_equal_the_live_ones(pools):
                    lines=[OrderLine(sku="A", quantity=3), OrderLine(sku="B", quantity=1)])
         for i in range(4)
     ]
-    await run(order_pool, orders.handle, [message(ORDERS_COMMANDS, p) for p in placed])
+    await run(order_pool, partial(orders.handle, goodwill_percent=10), [message(ORDERS_COMMANDS, p) for p in placed])
     # Inventory allocates the placed orders, and the order service records what inventory decided.
     order_placed = [message(ORDERS_EVENTS, OrderPlaced(**p.model_dump())) for p in placed]
     async with inventory_pool.acquire() as conn, conn.transaction():
         await inventory.handle(conn, order_placed, TODAY)
         allocation = await conn.fetch("SELECT type, data::text FROM events WHERE type <> 'ProductRegistered' "
                                       "AND data ? 'order_id' ORDER BY position")
-    await run(order_pool, orders.handle,
+    await run(order_pool, partial(orders.handle, goodwill_percent=10),
               [message("inventory.events", inventory.parse_event(r["type"], r["data"])) for r in allocation])
     await run(inventory_pool, lambda c, m: inventory.handle(c, m, TODAY),
               [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="r2", sku="A", quantity=4))])

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
+from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct, RescheduleReplenishment
 from contracts.events import (
     BackorderCancelled,
     BackorderCreated,
@@ -138,6 +138,7 @@ commands = st.lists(
         st.tuples(st.just("receive"), st.integers(1, 12), st.booleans()),
         st.tuples(st.just("expect"), st.integers(1, 12), st.integers(0, 30)),
         st.tuples(st.just("cancel"), st.integers(0, 39), st.booleans()),
+        st.tuples(st.just("reschedule"), st.integers(0, 39), st.integers(0, 30)),
     ),
     max_size=40,
 )
@@ -151,6 +152,10 @@ def test_stock_is_never_over_allocated_and_events_fold_back_to_the_state(script)
     for i, (kind, quantity, flag) in enumerate(script):
         if kind == "order":
             events += allocate(state, f"o{i}", quantity, allow_backorder=flag)
+        elif kind == "reschedule":
+            events += domain.reschedule_replenishment(
+                state, RescheduleReplenishment(po_id=f"p{quantity}", sku="A", expected_on=TODAY + timedelta(days=flag)),
+                TODAY)
         elif kind == "cancel":
             events += domain.cancel(state, f"o{quantity}", TODAY)
         elif kind == "receive":
@@ -194,3 +199,13 @@ def test_cancelling_keeps_units_already_filled_from_a_receipt():
     assert domain.cancel(state, "o1", TODAY) == [
         StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=2)]
     assert state.reserved == 2
+
+
+def test_a_delayed_purchase_order_moves_the_eta_of_the_backorders_it_covers():
+    state = product()
+    domain.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=5, expected_on=date(2026, 12, 1)), TODAY)
+    allocate(state, "o1", 2)
+    events = domain.reschedule_replenishment(
+        state, RescheduleReplenishment(po_id="p1", sku="A", expected_on=date(2026, 12, 4)), TODAY)
+    assert events[-1].estimated_ship_date == date(2026, 12, 4)
+    assert events[-1].previous_estimated_ship_date == date(2026, 12, 1)
