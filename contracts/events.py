@@ -11,7 +11,8 @@ from contracts.commands import OrderLine
 
 
 class Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Fields a newer producer adds are ignored, so consumers keep working through a rolling deploy.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 # Why a line cannot be ordered; the storefront shows `message`.

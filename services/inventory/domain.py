@@ -318,9 +318,10 @@ def _drop_backordered(state: Sku, order_id: str, quantity: int) -> None:
 
 
 def _count_against_replenishments(state: Sku, quantity: int, po_id: str | None) -> None:
-    """A receipt delivers its purchase order if named, else the earliest expected ones."""
-    ordered = sorted(state.replenishments, key=lambda r: r.po_id != po_id) if po_id else state.replenishments
-    for replenishment in ordered:
+    """A receipt delivers the purchase order it names (an over-delivery does not count against others; an
+    unknown one against none), else the earliest expected ones."""
+    delivered = [r for r in state.replenishments if r.po_id == po_id] if po_id else state.replenishments
+    for replenishment in delivered:
         if quantity == 0:
             break
         take = min(quantity, replenishment.quantity)

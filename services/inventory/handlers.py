@@ -22,12 +22,13 @@ from services.runtime.messages import Message
 
 
 def inbox_key(message: Message) -> str:
-    # Receipts and purchase orders are idempotent on the sender's id, whatever the message id.
+    # Receipts and purchase orders are idempotent on the sender's id (per SKU: one purchase order or
+    # receipt may cover several), whatever the message id.
     match message.body:
-        case ReceiveStock(receipt_id=receipt_id):
-            return f"ReceiveStock:{receipt_id}"
-        case ExpectReplenishment(po_id=po_id):
-            return f"ExpectReplenishment:{po_id}"
+        case ReceiveStock(receipt_id=receipt_id, sku=sku):
+            return f"ReceiveStock:{receipt_id}:{sku}"
+        case ExpectReplenishment(po_id=po_id, sku=sku):
+            return f"ExpectReplenishment:{po_id}:{sku}"
     return message.envelope.id
 
 

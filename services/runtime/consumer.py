@@ -3,7 +3,9 @@ the rest in one Postgres transaction with the inbox. Offsets are committed (by F
 returns) only once that transaction has committed; on a transient failure the batch is redelivered."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import heapq
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import asyncpg
 import structlog
@@ -19,11 +21,29 @@ log = structlog.get_logger()
 Handler = Callable[[asyncpg.Connection, list[Message]], Awaitable[None]]
 Publish = Callable[..., Awaitable]
 
-# Failures of the infrastructure, not of a message: the batch is retried, never dead-lettered.
-TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-             asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.DeadlockDetectedError,
-             asyncpg.SerializationError)
 CONCURRENCY_RETRIES = 5
+# SQLSTATE classes of a server that is down, restarting, out of resources or read-only, and of conflicts
+# that a retry resolves (serialization, deadlock).
+TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failure of the infrastructure, not of a message: the batch is retried, never dead-lettered."""
+    if isinstance(error, (OSError, asyncio.TimeoutError, ConcurrencyError, asyncpg.PostgresConnectionError)):
+        return True
+    if isinstance(error, asyncpg.InterfaceError):  # a closed connection or pool; not a client-side data error
+        return not isinstance(error, asyncpg.DataError)
+    sqlstate = getattr(error, "sqlstate", None) or ""
+    return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "25006"
+
+
+def _interleaved(records: Sequence[ConsumerRecord]) -> Iterator[ConsumerRecord]:
+    """FastStream hands a batch over partition by partition; across partitions and topics, timestamps
+    are the better guess at what happened first. Each partition keeps its own order (a merge, not a sort)."""
+    partitions: dict[tuple[str, int], list[ConsumerRecord]] = defaultdict(list)
+    for record in records:
+        partitions[(record.topic, record.partition)].append(record)
+    return heapq.merge(*partitions.values(), key=lambda r: r.timestamp)
 
 
 class BatchConsumer:
@@ -44,7 +64,7 @@ class BatchConsumer:
     async def process(self, records: Sequence[ConsumerRecord]) -> None:
         good: list[tuple[ConsumerRecord, Message]] = []
         dead: list[tuple[ConsumerRecord, str]] = []
-        for record in records:
+        for record in _interleaved(records):
             try:
                 message = parse(self._subscriptions[record.topic], record.value)
             except Unhandleable as error:
@@ -62,11 +82,11 @@ class BatchConsumer:
         try:
             await self._transaction([m for _, m in batch])
             return []
-        except TRANSIENT as error:
-            log.warning("batch failed on infrastructure, will be redelivered", error=repr(error))
-            await asyncio.sleep(1)  # FastStream seeks back at once: do not spin
-            raise
         except Exception as error:
+            if is_transient(error):
+                log.warning("batch failed on infrastructure, will be redelivered", error=repr(error))
+                await asyncio.sleep(1)  # FastStream seeks back at once: do not spin
+                raise
             if len(batch) == 1:
                 record, message = batch[0]
                 if isinstance(error, Unhandleable):  # the handler's own verdict: a reason, not a crash

@@ -21,5 +21,6 @@ async def claim(conn: asyncpg.Connection, messages: Sequence[M], key: Callable[[
         first.setdefault(key(message), message)
     if not first:
         return []
-    claimed = {row["message_key"] for row in await conn.fetch(CLAIM, list(first))}
+    # Sorted: two overlapping redeliveries take the key locks in one order and cannot deadlock.
+    claimed = {row["message_key"] for row in await conn.fetch(CLAIM, sorted(first))}
     return [message for k, message in first.items() if k in claimed]

@@ -41,16 +41,19 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self) -> None:
-        backoff = 0.5
+        failures = 0
         while True:
+            started = asyncio.get_running_loop().time()
             try:
                 await self._run_as_leader()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                # Back off on repeated failures; a relay that ran a while before failing starts again at once.
+                failures = 1 if asyncio.get_running_loop().time() - started > 30 else failures + 1
+                backoff = min(0.25 * 2**failures, 10)
                 log.warning("outbox relay failed, restarting", error=repr(error), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10)
 
     async def _run_as_leader(self) -> None:
         conn = await asyncpg.connect(self._database_url, server_settings=session_settings(self._service))
@@ -78,10 +81,16 @@ class OutboxRelay:
                                 headers={"ce_type": row["type"], "ce_id": str(row["event_id"])})
             for row in rows
         ]
-        await asyncio.gather(*pending)
-        await conn.execute(ADVANCE, rows[-1]["position"])
-        metrics.EVENTS_PUBLISHED.labels(self._service).inc(len(rows))
-        metrics.RELAY_POSITION.labels(self._service).set(rows[-1]["position"])
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        # The cursor moves over the acknowledged prefix only: what follows a failed send is sent again, in
+        # order, rather than leaving a gap to be filled out of order later.
+        acknowledged = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), len(rows))
+        if acknowledged:
+            await conn.execute(ADVANCE, rows[acknowledged - 1]["position"])
+            metrics.EVENTS_PUBLISHED.labels(self._service).inc(acknowledged)
+            metrics.RELAY_POSITION.labels(self._service).set(rows[acknowledged - 1]["position"])
+        if acknowledged < len(rows):
+            raise results[acknowledged]
         return len(rows)
 
     def _envelope(self, row: asyncpg.Record) -> bytes:

@@ -12,6 +12,8 @@ async def register(stack, sku: str, stock: int = 0, lead_time_days: int = 10) ->
     if stock:
         await stack.bus.send(INVENTORY_COMMANDS, ReceiveStock(receipt_id=unique("r"), sku=sku, quantity=stock), sku)
         await stack.bus.wait_for(INVENTORY_EVENTS, "StockReceived", sku=sku)
+    else:
+        await stack.bus.wait_for(INVENTORY_EVENTS, "ProductRegistered", sku=sku)
 
 
 def place(order_id: str, sku: str, quantity: int, email: str, **kw) -> PlaceOrder:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.commands import CancelOrder, ExpectReplenishment, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, unique
+from tests.support import eventually, settle, unique
 
 
 async def product(stack, sku: str, stock: int = 0) -> None:
@@ -110,9 +110,13 @@ async def test_cancel_racing_a_receipt_loses_no_stock_and_fills_nothing_twice(st
     )
 
     outcome = await stack.bus.wait_for(INVENTORY_EVENTS, "StockReleased", order_id=racer)
+    await stack.bus.wait_for(INVENTORY_EVENTS, "StockReceived", sku=sku)
     await stack.bus.wait_for(ORDERS_EVENTS, order_id=racer, count=1,
                              type_="OrderCancelled" if outcome[0].data["backorder_cancelled"] else "CancellationRefused")
-    await asyncio.sleep(1)
+    # Both are handled; the receipt's fills are published with it. The order behind gets 1 (receipt
+    # first: 3 went to the racer) or 2.
+    await stack.bus.wait_for(INVENTORY_EVENTS, "BackorderFulfilled", order_id=behind)
+    await settle()
     fills = stack.bus.events(INVENTORY_EVENTS, "BackorderFulfilled", sku=sku)
     filled = {o: sum(f.data["quantity"] for f in fills if f.data["order_id"] == o) for o in (racer, behind)}
     kept, cancelled = outcome[0].data["kept"], outcome[0].data["backorder_cancelled"]

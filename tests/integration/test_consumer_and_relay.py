@@ -113,17 +113,15 @@ async def test_relay_publishes_appended_events_in_order_keyed_by_aggregate_and_r
     await consumer.process([record(INVENTORY_COMMANDS, envelope(ReceiveStock(receipt_id=f"r-{s}", sku=s, quantity=3)))
                             for s in skus])
 
-    async def relay_until_idle():
-        relay = OutboxRelay(pools.url, "inventory", topic, "sku", publish)
-        task = asyncio.create_task(relay.run())
-        for _ in range(100):
-            if await pool.fetchval("SELECT position FROM relay_cursor") == await pool.fetchval("SELECT max(position) FROM events"):
-                break
-            await asyncio.sleep(0.1)
+    async def run_relay(seconds: float) -> None:
+        task = asyncio.create_task(OutboxRelay(pools.url, "inventory", topic, "sku", publish).run())
+        await asyncio.sleep(seconds)
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
-    await relay_until_idle()
-    await relay_until_idle()  # a second relay starts from the recorded cursor: nothing is sent again
+    await run_relay(2)
+    assert await pool.fetchval("SELECT position FROM relay_cursor") == await pool.fetchval("SELECT max(position) FROM events")
+    await run_relay(1.5)  # a second relay starts from the recorded cursor: nothing is sent again
 
     reader = AIOKafkaConsumer(topic, bootstrap_servers=apache_kafka, auto_offset_reset="earliest", group_id=None)
     await reader.start()
