@@ -63,6 +63,25 @@ class RegisterProduct(Command):
     alternatives: Annotated[list[Sku], Field(max_length=10)] = []
 
 
+class UpdateProduct(Command):
+    """Change what is known of a product; fields left out keep their value."""
+
+    sku: Sku
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    backorderable: bool | None = None
+    lead_time_days: Annotated[int, Field(strict=True, ge=0, le=365)] | None = None
+    safety_stock: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
+    alternatives: Annotated[list[Sku], Field(max_length=10)] | None = None
+
+
+class DiscontinueProduct(Command):
+    """No new backorders from now on; waiting ones are filled from replenishments already expected, or
+    cancelled with a refund."""
+
+    sku: Sku
+    reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
 class ReceiveStock(Command):
     """Stock arrived at the warehouse; `receipt_id` makes it idempotent. `po_id` names the purchase order it
     delivers, if known; otherwise it counts against the earliest expected replenishments."""
@@ -99,5 +118,7 @@ class CancelReplenishment(Command):
 
 ORDER_COMMANDS: dict[str, type[Command]] = {c.__name__: c for c in (PlaceOrder, CancelOrder)}
 INVENTORY_COMMANDS: dict[str, type[Command]] = {
-    c.__name__: c for c in (RegisterProduct, ReceiveStock, ExpectReplenishment, RescheduleReplenishment, CancelReplenishment)
+    c.__name__: c
+    for c in (RegisterProduct, UpdateProduct, DiscontinueProduct, ReceiveStock, ExpectReplenishment,
+              RescheduleReplenishment, CancelReplenishment)
 }

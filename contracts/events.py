@@ -135,13 +135,14 @@ class CancellationRefused(Event):
 
 class OrderLineCancelled(Event):
     """Inventory released `released` reserved units and dropped `backorder_cancelled` waiting ones;
-    `kept` units were already filled and ship."""
+    `kept` units were already filled and ship. `reason` when inventory cancelled on its own."""
 
     order_id: str
     sku: str
     released: int
     backorder_cancelled: int
     kept: int
+    reason: str | None = None
 
 
 class CancelledLine(BaseModel):
@@ -182,6 +183,23 @@ class ProductRegistered(Event):
     lead_time_days: int
     safety_stock: int
     alternatives: list[str]
+
+
+class ProductUpdated(Event):
+    """What is known of the product now (every field)."""
+
+    sku: str
+    name: str
+    backorderable: bool
+    discontinued: bool
+    lead_time_days: int
+    safety_stock: int
+    alternatives: list[str]
+
+
+class ProductDiscontinued(Event):
+    sku: str
+    reason: str | None = None
 
 
 class StockReceived(Event):
@@ -239,13 +257,15 @@ class BackorderCancelled(Event):
 
 class StockReleased(Event):
     """A cancellation for this order and SKU is done here: `quantity` reserved units went back to stock,
-    `backorder_cancelled` waiting units left the queue, `kept` units were already filled and ship."""
+    `backorder_cancelled` waiting units left the queue, `kept` units were already filled and ship.
+    `reason` is set when inventory cancelled on its own (a product discontinued)."""
 
     order_id: str
     sku: str
     quantity: int
     backorder_cancelled: int
     kept: int
+    reason: str | None = None
 
 
 class BackorderFulfilled(Event):
@@ -314,6 +334,8 @@ INVENTORY_EVENTS: dict[str, type[Event]] = {
     e.__name__: e
     for e in (
         ProductRegistered,
+        ProductUpdated,
+        ProductDiscontinued,
         StockReceived,
         ReplenishmentExpected,
         ReplenishmentRescheduled,

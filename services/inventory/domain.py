@@ -10,10 +10,12 @@ from pydantic import BaseModel
 
 from contracts.commands import (
     CancelReplenishment,
+    DiscontinueProduct,
     ExpectReplenishment,
     ReceiveStock,
     RegisterProduct,
     RescheduleReplenishment,
+    UpdateProduct,
 )
 from contracts.events import (
     AvailabilityChanged,
@@ -24,7 +26,9 @@ from contracts.events import (
     Event,
     OrderPlaced,
     OutOfStock,
+    ProductDiscontinued,
     ProductRegistered,
+    ProductUpdated,
     ReplenishmentCancelled,
     ReplenishmentExpected,
     ReplenishmentRescheduled,
@@ -84,6 +88,44 @@ def register_product(state: Sku, cmd: RegisterProduct) -> list[Event]:
     if state.product == product:
         return []
     return _apply(state, [ProductRegistered(sku=cmd.sku, **product.model_dump())])
+
+
+def update_product(state: Sku, cmd: UpdateProduct, today: date) -> list[Event]:
+    """New product facts; a new lead time moves the ETAs that rest on it."""
+    if state.product is None:
+        raise UnknownProduct(f"UpdateProduct for {cmd.sku}: no such product")
+    product = state.product.model_copy(update=cmd.model_dump(exclude={"sku"}, exclude_none=True))
+    if product == state.product:
+        return []
+    events = _apply(state, [ProductUpdated(sku=cmd.sku, **product.model_dump())])
+    return events + _apply(state, _eta_changes(state, today))
+
+
+def discontinue_product(state: Sku, cmd: DiscontinueProduct, today: date) -> list[Event]:
+    """No new backorders. Waiting ones that replenishments already expected will fill keep waiting; the
+    units they cannot fill are cancelled, and the customers told why."""
+    if state.product is None:
+        raise UnknownProduct(f"DiscontinueProduct for {cmd.sku}: no such product")
+    if state.product.discontinued:
+        return []
+    events = _apply(state, [ProductDiscontinued(sku=cmd.sku, reason=cmd.reason)])
+    why = f"{state.product.name} is discontinued" + (f": {cmd.reason}" if cmd.reason else "")
+    supply = sum(r.quantity for r in state.replenishments)
+    cancellations: list[Event] = []
+    for backorder in state.backorders:
+        covered = min(backorder.quantity, supply)
+        supply -= covered
+        if uncovered := backorder.quantity - covered:
+            cancellations += [
+                BackorderCancelled(order_id=backorder.order_id, sku=state.sku, quantity=uncovered),
+                StockReleased(order_id=backorder.order_id, sku=state.sku, quantity=0,
+                              backorder_cancelled=uncovered, kept=0, reason=why),
+            ]
+    return events + _apply(state, cancellations)
+
+
+class UnknownProduct(Exception):
+    """A product command for a SKU that was never registered."""
 
 
 def expect_replenishment(state: Sku, cmd: ExpectReplenishment, today: date) -> list[Event]:
@@ -266,8 +308,10 @@ def availability(state: Sku, today: date) -> tuple[str, int, date | None]:
 def evolve(state: Sku, event: Event) -> Sku:
     """Fold one event into the state (in place), and return it."""
     match event:
-        case ProductRegistered():
+        case ProductRegistered() | ProductUpdated():
             state.product = Product(**event.model_dump(exclude={"sku"}))
+        case ProductDiscontinued():
+            state.product.discontinued = True
         case ReplenishmentExpected():
             state.replenishments.append(Replenishment(po_id=event.po_id, quantity=event.quantity, expected_on=event.expected_on))
             state.replenishments.sort(key=lambda r: (r.expected_on, r.po_id))

@@ -9,16 +9,18 @@ import asyncpg
 
 from contracts.commands import (
     CancelReplenishment,
+    DiscontinueProduct,
     ExpectReplenishment,
     ReceiveStock,
     RegisterProduct,
     RescheduleReplenishment,
+    UpdateProduct,
 )
 from contracts.events import INVENTORY_EVENTS, CancellationRequested, Event, OrderPlaced
 from services.inventory import domain, projections
 from services.inventory.domain import Sku
 from services.runtime.eventstore import Streams, replay
-from services.runtime.messages import Message
+from services.runtime.messages import Message, Unhandleable
 
 
 def inbox_key(message: Message) -> str:
@@ -45,6 +47,10 @@ def _decisions(body: object, today: date) -> list[tuple[str, Decision]]:
             return [(sku, partial(domain.cancel, order_id=body.order_id, today=today)) for sku in body.skus]
         case RegisterProduct():
             return [(body.sku, partial(domain.register_product, cmd=body))]
+        case UpdateProduct():
+            return [(body.sku, partial(domain.update_product, cmd=body, today=today))]
+        case DiscontinueProduct():
+            return [(body.sku, partial(domain.discontinue_product, cmd=body, today=today))]
         case ReceiveStock():
             return [(body.sku, partial(domain.receive_stock, cmd=body, today=today))]
         case ExpectReplenishment():
@@ -70,7 +76,11 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], today: date)
         for sku, decide in decisions:
             current = state(sku)
             shown_before.setdefault(sku, domain.availability(current, today))
-            skus.record(sku, current, decide(current), message.envelope)
+            try:
+                events = decide(current)
+            except domain.UnknownProduct as error:
+                raise Unhandleable(str(error)) from None
+            skus.record(sku, current, events, message.envelope)
             last_cause[sku] = message.envelope
     # Storefronts hear of a change in what they should show once per SKU and batch, not per order.
     for sku, cause in last_cause.items():

@@ -15,6 +15,7 @@ from contracts.events import (
     OrderConfirmed,
     OrderPlaced,
     ProductRegistered,
+    ProductUpdated,
 )
 from services.notification import handlers
 from services.notification.dispatch import Dispatcher
@@ -37,7 +38,7 @@ SERVICE = Service(
         Subscription(
             topics.INVENTORY_EVENTS,
             {e.__name__: e for e in (BackorderCreated, BackorderEtaChanged, BackorderFulfilled, BackorderCancelled,
-                                     ProductRegistered, AvailabilityChanged)},
+                                     ProductRegistered, ProductUpdated, AvailabilityChanged)},
             strict=False,
         ),
     ],

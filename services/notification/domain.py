@@ -55,7 +55,7 @@ def decide(event: Event, cause_id: str, product_name: str | None = None,
             kind = "order_cancelled"
             subject = f"Order {event.order_id}: cancellation confirmed"
             what = "your order" if event.whole_order else ", ".join(f"{l.quantity} x {l.sku}" for l in event.lines)
-            body = f"We have cancelled {what} as you asked.\n"
+            body = f"We have cancelled {what}" + (f" ({event.reason}).\n" if event.reason else ".\n")
             if event.refund_amount is not None:
                 body += f"A refund of {event.refund_amount} {event.currency or ''} is on its way.\n".replace(" \n", "\n")
             else:

@@ -17,6 +17,7 @@ from contracts.events import (
     DiscountOffered,
     OrderPlaced,
     ProductRegistered,
+    ProductUpdated,
 )
 from services.notification import domain
 from services.runtime.messages import Message
@@ -107,7 +108,7 @@ async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:
         match body:
             case OrderPlaced():
                 contacts.append((body.order_id, body.customer_id, body.customer_email))
-            case ProductRegistered():
+            case ProductRegistered() | ProductUpdated():
                 products[body.sku] = (body.sku, body.name, json.dumps(body.alternatives))
             case AvailabilityChanged():
                 availability[body.sku] = (body.sku, body.status, body.available)

@@ -139,7 +139,8 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
             )
         case StockReleased():
             recorded = OrderLineCancelled(order_id=order.order_id, sku=event.sku, released=event.quantity,
-                                          backorder_cancelled=event.backorder_cancelled, kept=event.kept)
+                                          backorder_cancelled=event.backorder_cancelled, kept=event.kept,
+                                          reason=event.reason)
         case _:
             raise TypeError(f"not an allocation event: {type(event).__name__}")
     events = [recorded]
@@ -264,6 +265,8 @@ def evolve(order: Order | None, event: Event) -> Order:
             line.cancelling = False
             if not line.backordered:
                 line.eta = None
+            if event.reason:  # inventory cancelled on its own, and says why
+                order.cancel_reason = event.reason
             order.being_cancelled[event.sku] = event.released + event.backorder_cancelled
         case DiscountOffered():
             order.discount_code = event.code

@@ -5,7 +5,15 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct, RescheduleReplenishment
+from contracts.commands import (
+    DiscontinueProduct,
+    ExpectReplenishment,
+    OrderLine,
+    ReceiveStock,
+    RegisterProduct,
+    RescheduleReplenishment,
+    UpdateProduct,
+)
 from contracts.events import (
     BackorderCancelled,
     BackorderCreated,
@@ -209,3 +217,29 @@ def test_a_delayed_purchase_order_moves_the_eta_of_the_backorders_it_covers():
         state, RescheduleReplenishment(po_id="p1", sku="A", expected_on=date(2026, 12, 4)), TODAY)
     assert events[-1].estimated_ship_date == date(2026, 12, 4)
     assert events[-1].previous_estimated_ship_date == date(2026, 12, 1)
+
+
+def test_discontinuing_keeps_backorders_that_expected_stock_will_fill_and_cancels_the_rest():
+    state = product()
+    domain.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=3, expected_on=date(2026, 12, 1)), TODAY)
+    for order_id in ("o1", "o2", "o3"):
+        allocate(state, order_id, 2)
+    events = domain.discontinue_product(state, DiscontinueProduct(sku="A", reason="supplier closed"), TODAY)
+    assert events[1:] == [
+        BackorderCancelled(order_id="o2", sku="A", quantity=1),
+        StockReleased(order_id="o2", sku="A", quantity=0, backorder_cancelled=1, kept=0,
+                      reason="Anvil is discontinued: supplier closed"),
+        BackorderCancelled(order_id="o3", sku="A", quantity=2),
+        StockReleased(order_id="o3", sku="A", quantity=0, backorder_cancelled=2, kept=0,
+                      reason="Anvil is discontinued: supplier closed"),
+    ]
+    assert [(b.order_id, b.quantity) for b in state.backorders] == [("o1", 2), ("o2", 1)]
+    assert allocate(state, "o4", 1)[0].reason == "discontinued"
+
+
+def test_a_longer_lead_time_moves_the_etas_that_rest_on_it():
+    state = product(lead_time_days=14)
+    allocate(state, "o1", 1)
+    events = domain.update_product(state, UpdateProduct(sku="A", lead_time_days=20), TODAY)
+    assert events[-1].estimated_ship_date == TODAY + timedelta(days=20)
+    assert state.product.name == "Anvil"
