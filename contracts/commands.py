@@ -92,6 +92,14 @@ class ReceiveStock(Command):
     po_id: Identifier | None = None
 
 
+class AdjustStock(Command):
+    """A physical count found `counted_quantity` units on hand."""
+
+    sku: Sku
+    counted_quantity: Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
 class ExpectReplenishment(Command):
     """A purchase order will deliver `quantity` of `sku` on `expected_on`; `po_id` makes it idempotent."""
 
@@ -119,6 +127,6 @@ class CancelReplenishment(Command):
 ORDER_COMMANDS: dict[str, type[Command]] = {c.__name__: c for c in (PlaceOrder, CancelOrder)}
 INVENTORY_COMMANDS: dict[str, type[Command]] = {
     c.__name__: c
-    for c in (RegisterProduct, UpdateProduct, DiscontinueProduct, ReceiveStock, ExpectReplenishment,
+    for c in (RegisterProduct, UpdateProduct, DiscontinueProduct, ReceiveStock, AdjustStock, ExpectReplenishment,
               RescheduleReplenishment, CancelReplenishment)
 }

@@ -44,6 +44,15 @@ class OrderLineBackordered(Event):
     estimated_ship_date: date
 
 
+class OrderLineReservationRevoked(Event):
+    """Units reserved for the line were not there at a stock count: they are backordered again."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    estimated_ship_date: date
+
+
 class OrderLineEtaChanged(Event):
     order_id: str
     sku: str
@@ -209,6 +218,24 @@ class StockReceived(Event):
     po_id: str | None = None
 
 
+class StockAdjusted(Event):
+    sku: str
+    counted_quantity: int
+    previous_on_hand: int
+    reason: str
+
+
+class ReservationRevoked(Event):
+    """A stock count found less than was reserved: the newest reservations go back to backorder, at the
+    head of the queue, with an estimated ship date."""
+
+    order_id: str
+    sku: str
+    quantity: int
+    estimated_ship_date: date
+    revoked_on: date
+
+
 class ReplenishmentExpected(Event):
     po_id: str
     sku: str
@@ -305,7 +332,8 @@ class NotificationSent(Event):
     notification_id: str
     order_id: str
     customer_id: str
-    kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled", "eta_changed"]
+    kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled", "eta_changed",
+                  "reservation_revoked"]
     channel: Literal["email"]
 
 
@@ -315,6 +343,7 @@ ORDER_EVENTS: dict[str, type[Event]] = {
         OrderPlaced,
         OrderLineReserved,
         OrderLineBackordered,
+        OrderLineReservationRevoked,
         OrderLineEtaChanged,
         OrderLineFulfilled,
         OrderLineRejected,
@@ -337,6 +366,8 @@ INVENTORY_EVENTS: dict[str, type[Event]] = {
         ProductUpdated,
         ProductDiscontinued,
         StockReceived,
+        StockAdjusted,
+        ReservationRevoked,
         ReplenishmentExpected,
         ReplenishmentRescheduled,
         ReplenishmentCancelled,

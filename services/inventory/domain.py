@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pydantic import BaseModel
 
 from contracts.commands import (
+    AdjustStock,
     CancelReplenishment,
     DiscontinueProduct,
     ExpectReplenishment,
@@ -32,6 +33,8 @@ from contracts.events import (
     ReplenishmentCancelled,
     ReplenishmentExpected,
     ReplenishmentRescheduled,
+    ReservationRevoked,
+    StockAdjusted,
     StockReceived,
     StockReleased,
     StockReserved,
@@ -61,6 +64,7 @@ class Replenishment(BaseModel):
 
 
 class Reservation(BaseModel):
+    since: int  # order of creation (the snapshot is jsonb, which does not keep key order)
     from_stock: int = 0  # reserved when the order was placed: released if it is cancelled
     filled: int = 0  # backordered units since filled: they ship, a cancellation keeps them
 
@@ -71,6 +75,7 @@ class Sku(BaseModel):
     on_hand: int = 0  # physically in the warehouse
     reserved: int = 0  # of on_hand, promised to orders
     reservations: dict[str, Reservation] = {}  # by order_id
+    reservations_made: int = 0
     backorders: list[Backorder] = []  # oldest first
     backordered: int = 0  # units waiting over all backorders, kept so that allocation need not sum them
     replenishments: list[Replenishment] = []  # earliest first
@@ -156,11 +161,30 @@ def receive_stock(state: Sku, cmd: ReceiveStock, today: date) -> list[Event]:
     return events + _fill_backorders(state, today)
 
 
+def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
+    """Record what a count found. Below what is reserved, the newest reservations go back to backorder
+    (ahead of the queue: they were promised first); above it, the surplus fills waiting backorders."""
+    events = _apply(state, [StockAdjusted(sku=cmd.sku, counted_quantity=cmd.counted_quantity,
+                                          previous_on_hand=state.on_hand, reason=cmd.reason)])
+    shortfall = state.reserved - state.on_hand
+    for order_id in sorted(state.reservations, key=lambda o: state.reservations[o].since, reverse=True):
+        if shortfall <= 0:
+            break
+        held = state.reservations[order_id]
+        revoked = min(shortfall, held.from_stock + held.filled)
+        shortfall -= revoked
+        # Put at the head of the queue, its ETA is what the first expected supply can give it.
+        eta = _eta_at_head(state, revoked, today)
+        events += _apply(state, [ReservationRevoked(order_id=order_id, sku=state.sku, quantity=revoked,
+                                                    estimated_ship_date=eta, revoked_on=today)])
+    return events + _fill_backorders(state, today)
+
+
 def cancel(state: Sku, order_id: str, today: date) -> list[Event]:
     """Release what the order holds of this SKU: its reserved stock and its waiting backorder. Units
     already filled from a backorder ship and are kept. Freed stock fills older backorders at once."""
     backorder = next((b for b in state.backorders if b.order_id == order_id), None)
-    reservation = state.reservations.get(order_id, Reservation())
+    reservation = state.reservations.get(order_id, Reservation(since=0))
     events: list[Event] = []
     if backorder:
         events.append(BackorderCancelled(order_id=order_id, sku=state.sku, quantity=backorder.quantity))
@@ -262,6 +286,16 @@ def _eta_of_new_backorder(state: Sku, quantity: int, today: date) -> date:
     return today + _lead_time(state)
 
 
+def _eta_at_head(state: Sku, quantity: int, today: date) -> date:
+    need, covered_on = quantity, None
+    for replenishment in state.replenishments:
+        need -= min(need, replenishment.quantity)
+        covered_on = replenishment.expected_on
+        if need == 0:
+            return max(today, covered_on)
+    return today + _lead_time(state)
+
+
 def _eta_changes(state: Sku, today: date) -> list[Event]:
     return [
         BackorderEtaChanged(
@@ -323,9 +357,28 @@ def evolve(state: Sku, event: Event) -> Sku:
         case StockReceived():
             state.on_hand += event.quantity
             _count_against_replenishments(state, event.quantity, event.po_id)
+        case StockAdjusted():
+            state.on_hand = event.counted_quantity
+        case ReservationRevoked():
+            state.reserved -= event.quantity
+            held = state.reservations[event.order_id]
+            from_stock = min(held.from_stock, event.quantity)
+            held.from_stock -= from_stock
+            held.filled -= event.quantity - from_stock
+            if not held.from_stock and not held.filled:
+                del state.reservations[event.order_id]
+            state.backordered += event.quantity
+            waiting = next((b for b in state.backorders if b.order_id == event.order_id), None)
+            if waiting:
+                state.backorders.remove(waiting)
+                event_quantity = waiting.quantity + event.quantity
+            else:
+                event_quantity = event.quantity
+            state.backorders.insert(0, Backorder(order_id=event.order_id, quantity=event_quantity,
+                                                 placed_on=event.revoked_on, eta=event.estimated_ship_date))
         case StockReserved():
             state.reserved += event.quantity
-            state.reservations.setdefault(event.order_id, Reservation()).from_stock += event.quantity
+            _reservation(state, event.order_id).from_stock += event.quantity
         case BackorderCreated():
             state.backordered += event.quantity
             state.backorders.append(
@@ -338,7 +391,7 @@ def evolve(state: Sku, event: Event) -> Sku:
             )
         case BackorderFulfilled():
             state.reserved += event.quantity
-            state.reservations.setdefault(event.order_id, Reservation()).filled += event.quantity
+            _reservation(state, event.order_id).filled += event.quantity
             _drop_backordered(state, event.order_id, event.quantity)
         case BackorderCancelled():
             _drop_backordered(state, event.order_id, event.quantity)
@@ -351,6 +404,13 @@ def evolve(state: Sku, event: Event) -> Sku:
         case BackorderEtaChanged():
             next(b for b in state.backorders if b.order_id == event.order_id).eta = event.estimated_ship_date
     return state
+
+
+def _reservation(state: Sku, order_id: str) -> Reservation:
+    if order_id not in state.reservations:
+        state.reservations[order_id] = Reservation(since=state.reservations_made)
+        state.reservations_made += 1
+    return state.reservations[order_id]
 
 
 def _drop_backordered(state: Sku, order_id: str, quantity: int) -> None:

@@ -8,6 +8,7 @@ from functools import partial
 import asyncpg
 
 from contracts.commands import (
+    AdjustStock,
     CancelReplenishment,
     DiscontinueProduct,
     ExpectReplenishment,
@@ -53,6 +54,8 @@ def _decisions(body: object, today: date) -> list[tuple[str, Decision]]:
             return [(body.sku, partial(domain.discontinue_product, cmd=body, today=today))]
         case ReceiveStock():
             return [(body.sku, partial(domain.receive_stock, cmd=body, today=today))]
+        case AdjustStock():
+            return [(body.sku, partial(domain.adjust_stock, cmd=body, today=today))]
         case ExpectReplenishment():
             return [(body.sku, partial(domain.expect_replenishment, cmd=body, today=today))]
         case RescheduleReplenishment():

@@ -16,6 +16,7 @@ from contracts.events import (
     OrderPlaced,
     ProductRegistered,
     ProductUpdated,
+    ReservationRevoked,
 )
 from services.notification import handlers
 from services.notification.dispatch import Dispatcher
@@ -38,7 +39,7 @@ SERVICE = Service(
         Subscription(
             topics.INVENTORY_EVENTS,
             {e.__name__: e for e in (BackorderCreated, BackorderEtaChanged, BackorderFulfilled, BackorderCancelled,
-                                     ProductRegistered, ProductUpdated, AvailabilityChanged)},
+                                     ProductRegistered, ProductUpdated, AvailabilityChanged, ReservationRevoked)},
             strict=False,
         ),
     ],

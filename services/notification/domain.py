@@ -4,7 +4,14 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from contracts.events import BackorderCreated, BackorderFulfilled, Event, OrderCancelled, OrderConfirmed
+from contracts.events import (
+    BackorderCreated,
+    BackorderFulfilled,
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    ReservationRevoked,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,15 @@ def decide(event: Event, cause_id: str, product_name: str | None = None,
             if alternatives:
                 body += "\nIn stock now, if you would rather not wait:\n"
                 body += "".join(f"  - {name} ({sku})\n" for sku, name in alternatives)
+        case ReservationRevoked():
+            kind = "reservation_revoked"
+            item = product_name or event.sku
+            subject = f"Order {event.order_id}: {item} is backordered after a stock count"
+            body = (
+                f"A stock count found fewer {item} ({event.sku}) than we had set aside, so {event.quantity} of "
+                f"yours are backordered, first in line.\nEstimated ship date: "
+                f"{event.estimated_ship_date.isoformat()}. We are sorry; they will ship expedited.\n"
+            )
         case BackorderFulfilled():
             kind = "backorder_fulfilled"
             item = product_name or event.sku

@@ -18,6 +18,7 @@ from contracts.events import (
     OrderPlaced,
     ProductRegistered,
     ProductUpdated,
+    ReservationRevoked,
 )
 from services.notification import domain
 from services.runtime.messages import Message
@@ -46,6 +47,13 @@ INSERT INTO backorder_etas (order_id, sku, quantity, eta)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::date[])
 ON CONFLICT (order_id, sku) DO UPDATE
 SET quantity = EXCLUDED.quantity, eta = coalesce(EXCLUDED.eta, backorder_etas.eta)
+"""
+# Revoked reservations join whatever of the line already waits.
+ADD_ETAS = """
+INSERT INTO backorder_etas (order_id, sku, quantity, eta)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::date[])
+ON CONFLICT (order_id, sku) DO UPDATE
+SET quantity = backorder_etas.quantity + EXCLUDED.quantity, eta = EXCLUDED.eta
 """
 DROP_ETAS = """
 DELETE FROM backorder_etas e USING unnest($1::text[], $2::text[]) AS gone(order_id, sku)
@@ -78,7 +86,8 @@ def inbox_key(message: Message) -> str:
 
 async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s: float) -> None:
     await _learn(conn, messages)
-    skus = [m.body.sku for m in messages if isinstance(m.body, (BackorderCreated, BackorderFulfilled))]
+    skus = [m.body.sku for m in messages
+            if isinstance(m.body, (BackorderCreated, BackorderFulfilled, ReservationRevoked))]
     names = {r["sku"]: r["name"] for r in await conn.fetch(PRODUCT_NAMES, skus)} if skus else {}
     alternatives: dict[str, list[tuple[str, str]]] = defaultdict(list)
     if skus:
@@ -102,7 +111,7 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s
 
 async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:
     """Update the projections from the batch, folding it in order first: one statement per table."""
-    contacts, products, availability, discounts = [], {}, {}, []
+    contacts, products, availability, discounts, revoked = [], {}, {}, [], []
     etas: dict[tuple[str, str], tuple[int, object] | None] = {}  # None: no longer waiting
     for body in (m.body for m in messages):
         match body:
@@ -116,6 +125,8 @@ async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:
                 discounts.append((body.order_id, body.code, body.percent))
             case BackorderCreated() | BackorderEtaChanged():
                 etas[(body.order_id, body.sku)] = (body.quantity, body.estimated_ship_date)
+            case ReservationRevoked():
+                revoked.append((body.order_id, body.sku, body.quantity, body.estimated_ship_date))
             case BackorderFulfilled():
                 etas[(body.order_id, body.sku)] = (body.remaining, None) if body.remaining else None
             case BackorderCancelled():
@@ -124,6 +135,6 @@ async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:
     gone = [(o, s) for (o, s), v in etas.items() if v is None]
     for statement, rows in ((SAVE_CONTACTS, contacts), (SAVE_PRODUCTS, list(products.values())),
                             (SAVE_AVAILABILITY, list(availability.values())), (SAVE_DISCOUNTS, discounts),
-                            (SAVE_ETAS, waiting), (DROP_ETAS, gone)):
+                            (SAVE_ETAS, waiting), (DROP_ETAS, gone), (ADD_ETAS, revoked)):
         if rows:
             await conn.execute(statement, *zip(*rows))

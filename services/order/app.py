@@ -13,6 +13,7 @@ from contracts.events import (
     BackorderEtaChanged,
     BackorderFulfilled,
     OutOfStock,
+    ReservationRevoked,
     StockReleased,
     StockReserved,
 )
@@ -39,7 +40,7 @@ SERVICE = Service(
         Subscription(
             topics.INVENTORY_EVENTS,
             {e.__name__: e for e in (StockReserved, BackorderCreated, BackorderEtaChanged, BackorderFulfilled,
-                                     OutOfStock, StockReleased)},
+                                     OutOfStock, StockReleased, ReservationRevoked)},
             strict=False,
         ),
     ],

@@ -28,6 +28,7 @@ from contracts.events import (
     OrderLineEtaChanged,
     OrderLineFulfilled,
     OrderLineRejected,
+    OrderLineReservationRevoked,
     OrderLineReserved,
     OrderPlaced,
     OrderReadyToShip,
@@ -35,6 +36,7 @@ from contracts.events import (
     OutOfStock,
     RefundIssued,
     RejectedLine,
+    ReservationRevoked,
     StockReleased,
     StockReserved,
 )
@@ -133,6 +135,9 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
             )
         case BackorderFulfilled():
             recorded = OrderLineFulfilled(order_id=order.order_id, sku=event.sku, quantity=event.quantity)
+        case ReservationRevoked():
+            recorded = OrderLineReservationRevoked(order_id=order.order_id, sku=event.sku, quantity=event.quantity,
+                                                   estimated_ship_date=event.estimated_ship_date)
         case OutOfStock():
             recorded = OrderLineRejected(
                 order_id=order.order_id, sku=event.sku, quantity=event.quantity, reason=event.reason, message=event.message
@@ -236,6 +241,13 @@ def evolve(order: Order | None, event: Event) -> Order:
             line.eta = event.estimated_ship_date
         case OrderLineEtaChanged():
             order.line(event.sku).eta = event.estimated_ship_date
+        case OrderLineReservationRevoked():
+            line = order.line(event.sku)
+            from_stock = min(line.reserved, event.quantity)
+            line.reserved -= from_stock
+            line.fulfilled -= event.quantity - from_stock
+            line.backordered += event.quantity
+            line.eta = event.estimated_ship_date
         case OrderLineFulfilled():
             line = order.line(event.sku)
             line.backordered -= event.quantity

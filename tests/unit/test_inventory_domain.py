@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.commands import (
+    AdjustStock,
     DiscontinueProduct,
     ExpectReplenishment,
     OrderLine,
@@ -21,6 +22,7 @@ from contracts.events import (
     BackorderFulfilled,
     OrderPlaced,
     OutOfStock,
+    ReservationRevoked,
     StockReleased,
     StockReserved,
 )
@@ -147,6 +149,7 @@ commands = st.lists(
         st.tuples(st.just("expect"), st.integers(1, 12), st.integers(0, 30)),
         st.tuples(st.just("cancel"), st.integers(0, 39), st.booleans()),
         st.tuples(st.just("reschedule"), st.integers(0, 39), st.integers(0, 30)),
+        st.tuples(st.just("count"), st.integers(0, 20), st.booleans()),
     ),
     max_size=40,
 )
@@ -160,6 +163,8 @@ def test_stock_is_never_over_allocated_and_events_fold_back_to_the_state(script)
     for i, (kind, quantity, flag) in enumerate(script):
         if kind == "order":
             events += allocate(state, f"o{i}", quantity, allow_backorder=flag)
+        elif kind == "count":
+            events += domain.adjust_stock(state, AdjustStock(sku="A", counted_quantity=quantity, reason="count"), TODAY)
         elif kind == "reschedule":
             events += domain.reschedule_replenishment(
                 state, RescheduleReplenishment(po_id=f"p{quantity}", sku="A", expected_on=TODAY + timedelta(days=flag)),
@@ -243,3 +248,24 @@ def test_a_longer_lead_time_moves_the_etas_that_rest_on_it():
     events = domain.update_product(state, UpdateProduct(sku="A", lead_time_days=20), TODAY)
     assert events[-1].estimated_ship_date == TODAY + timedelta(days=20)
     assert state.product.name == "Anvil"
+
+
+def test_a_count_below_what_is_reserved_sends_the_newest_reservations_back_to_the_head_of_the_queue():
+    state = product()
+    receive(state, 5)
+    allocate(state, "old", 2)
+    allocate(state, "new", 3)
+    allocate(state, "waiting", 1)
+    events = domain.adjust_stock(state, AdjustStock(sku="A", counted_quantity=1, reason="shrinkage"), TODAY)
+    revoked = [(e.order_id, e.quantity) for e in events if isinstance(e, ReservationRevoked)]
+    assert revoked == [("new", 3), ("old", 1)]
+    assert [(b.order_id, b.quantity) for b in state.backorders] == [("old", 1), ("new", 3), ("waiting", 1)]
+    assert (state.on_hand, state.reserved) == (1, 1)
+
+
+def test_a_count_above_the_books_fills_waiting_backorders():
+    state = product()
+    allocate(state, "o1", 2)
+    events = domain.adjust_stock(state, AdjustStock(sku="A", counted_quantity=3, reason="found a pallet"), TODAY)
+    assert BackorderFulfilled(order_id="o1", sku="A", quantity=2, remaining=0) in events
+    assert state.available == 1
