@@ -84,7 +84,8 @@ class DiscontinueProduct(Command):
 
 class ReceiveStock(Command):
     """Stock arrived at the warehouse; `receipt_id` makes it idempotent. `po_id` names the purchase order it
-    delivers, if known; otherwise it counts against the earliest expected replenishments."""
+    delivers, if known, and closes it: what it did not bring is no longer expected. Without one, it counts
+    against the earliest expected replenishments."""
 
     receipt_id: Identifier
     sku: Sku

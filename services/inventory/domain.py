@@ -422,10 +422,12 @@ def _drop_backordered(state: Sku, order_id: str, quantity: int) -> None:
 
 
 def _count_against_replenishments(state: Sku, quantity: int, po_id: str | None) -> None:
-    """A receipt delivers the purchase order it names (an over-delivery does not count against others; an
-    unknown one against none), else the earliest expected ones."""
-    delivered = [r for r in state.replenishments if r.po_id == po_id] if po_id else state.replenishments
-    for replenishment in delivered:
+    """A receipt that names its purchase order closes it: what it did not bring is no longer expected (a
+    short delivery moves the ETAs that counted on it). One that names none counts against the earliest."""
+    if po_id:
+        state.replenishments = [r for r in state.replenishments if r.po_id != po_id]
+        return
+    for replenishment in state.replenishments:
         if quantity == 0:
             break
         take = min(quantity, replenishment.quantity)

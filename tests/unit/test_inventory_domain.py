@@ -269,3 +269,15 @@ def test_a_count_above_the_books_fills_waiting_backorders():
     events = domain.adjust_stock(state, AdjustStock(sku="A", counted_quantity=3, reason="found a pallet"), TODAY)
     assert BackorderFulfilled(order_id="o1", sku="A", quantity=2, remaining=0) in events
     assert state.available == 1
+
+
+def test_a_short_delivery_of_a_purchase_order_moves_the_etas_that_counted_on_the_rest():
+    state = product()
+    domain.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=5, expected_on=date(2026, 12, 1)), TODAY)
+    allocate(state, "o1", 2)
+    allocate(state, "o2", 3)
+    events = receive(state, 3, po_id="p1")  # 2 short: o1 is filled, o2 gets 1 and waits for the lead time
+    assert BackorderFulfilled(order_id="o1", sku="A", quantity=2, remaining=0) in events
+    moved = [e for e in events if isinstance(e, BackorderEtaChanged)]
+    assert [(e.order_id, e.estimated_ship_date) for e in moved] == [("o2", TODAY + timedelta(days=14))]
+    assert state.replenishments == []
