@@ -334,7 +334,7 @@ class NotificationSent(Event):
     customer_id: str
     kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled", "eta_changed",
                   "reservation_revoked"]
-    channel: Literal["email"]
+    channel: Literal["email", "webhook"]
 
 
 ORDER_EVENTS: dict[str, type[Event]] = {

@@ -19,14 +19,20 @@ from contracts.events import (
     ReservationRevoked,
 )
 from services.notification import handlers
+from services.notification.channels import Mailer, Webhook
 from services.notification.dispatch import Dispatcher
 from services.runtime.messages import Subscription
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import Settings
 
 
+SETTINGS = Settings("notification")
+
+
 def background(runtime: Runtime):
-    dispatcher = Dispatcher(runtime.pool, runtime.settings.smtp_url, runtime.settings.mail_from,
+    settings = runtime.settings
+    dispatcher = Dispatcher(runtime.pool, Mailer(settings.smtp_url, settings.mail_from),
+                            Webhook(settings.webhook_url, settings.webhook_secret) if settings.webhook_url else None,
                             on_recorded=runtime.relay.wake)
     runtime.after_commit.append(dispatcher.wake)
     return [dispatcher.run()]
@@ -43,7 +49,7 @@ SERVICE = Service(
             strict=False,
         ),
     ],
-    handle=partial(handlers.handle, eta_window_s=Settings("notification").eta_update_window_s),
+    handle=partial(handlers.handle, eta_window_s=SETTINGS.eta_update_window_s, channels=SETTINGS.notification_channels),
     inbox_key=handlers.inbox_key,
     events_topic=topics.NOTIFICATIONS_EVENTS,
     key_field="order_id",

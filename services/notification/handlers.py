@@ -73,9 +73,12 @@ PRODUCT_NAMES = "SELECT sku, name FROM products WHERE sku = ANY($1::text[])"
 # Any unique violation means "already queued": the same cause again, or an ETA update already pending
 # for the order (which is written at send time, so it will tell the latest).
 QUEUE = """
-INSERT INTO mail_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id, send_after)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::timestamptz[])
+INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
+                                 send_after, channel)
+SELECT n.*, channel
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::timestamptz[]) AS n
+CROSS JOIN unnest($9::text[]) AS channel
 ON CONFLICT DO NOTHING
 """
 
@@ -84,7 +87,8 @@ def inbox_key(message: Message) -> str:
     return message.envelope.id
 
 
-async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s: float) -> None:
+async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s: float,
+                 channels: tuple[str, ...] = ("email",)) -> None:
     await _learn(conn, messages)
     skus = [m.body.sku for m in messages
             if isinstance(m.body, (BackorderCreated, BackorderFulfilled, ReservationRevoked))]
@@ -106,7 +110,7 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s
         if n := domain.decide(body, envelope.id, names.get(sku, sku), alternatives.get(sku, [])[:3]):
             queued.append((n.notification_id, n.order_id, n.kind, n.subject, n.body, correlation, envelope.id, now))
     if queued:
-        await conn.execute(QUEUE, *zip(*queued))
+        await conn.execute(QUEUE, *zip(*queued), list(channels))
 
 
 async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:

@@ -28,6 +28,13 @@ class Settings:
     goodwill_percent: int = field(default_factory=lambda: int(_env("GOODWILL_PERCENT", "10")))
     # ETA changes to one order within this window make one mail.
     eta_update_window_s: float = field(default_factory=lambda: float(_env("ETA_UPDATE_WINDOW_S", "60")))
+    # The storefront's webhook: every notification is also POSTed there, signed with the secret.
+    webhook_url: str | None = field(default_factory=lambda: os.environ.get("WEBHOOK_URL") or None)
+    webhook_secret: str = field(default_factory=lambda: _env("WEBHOOK_SECRET", ""))
+
+    @property
+    def notification_channels(self) -> tuple[str, ...]:
+        return ("email", "webhook") if self.webhook_url else ("email",)
 
     @property
     def http_port(self) -> int:

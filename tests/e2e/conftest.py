@@ -2,11 +2,17 @@
 Tansu, driven through the public topics."""
 
 import asyncio
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from infra.mailsink import MailSink
 from infra.services import start_services, stop_services, wait_healthy
@@ -15,11 +21,53 @@ from tests.conftest import free_port
 from tests.support import Bus
 
 
+WEBHOOK_SECRET = "test-secret"
+
+
+class WebhookReceiver:
+    """A storefront's webhook endpoint: keeps every request, and answers the first delivery of each
+    notification with a 503, so that every notification is retried once."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self._seen: set[str] = set()
+        self.port = free_port()
+
+    async def _receive(self, request: Request) -> Response:
+        body = await request.body()
+        self.requests.append((dict(request.headers), body))
+        key = request.headers.get("idempotency-key", "")
+        if key not in self._seen:
+            self._seen.add(key)
+            return Response(status_code=503)
+        return Response(status_code=204)
+
+    async def start(self) -> "WebhookReceiver":
+        app = Starlette(routes=[Route("/hooks/orderflow", self._receive, methods=["POST"])])
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await self._task
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/orderflow"
+
+    def deliveries(self, order_id: str) -> list[tuple[dict[str, str], dict]]:
+        return [(h, json.loads(b)) for h, b in self.requests if json.loads(b)["order_id"] == order_id]
+
+
 @dataclass
 class Stack:
     broker: str
     bus: Bus
     mail: MailSink
+    webhook: WebhookReceiver
     http: dict[str, str]
     logs: Path
 
@@ -37,6 +85,7 @@ async def stack(request, database_factory, tmp_path_factory):
     await create_topics(bootstrap)
     folder = tmp_path_factory.mktemp(f"stack-{request.param}")
     mail = MailSink(folder / "mail", port=free_port()).start()
+    webhook = await WebhookReceiver().start()
     ports = {name: free_port() for name in ("order", "inventory", "notification")}
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -45,13 +94,16 @@ async def stack(request, database_factory, tmp_path_factory):
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "LOG_LEVEL": "info",
         "ETA_UPDATE_WINDOW_S": "2",
+        "WEBHOOK_URL": webhook.url,
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
     } | {f"{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
     processes = start_services(env, log_dir=folder)
     try:
         await asyncio.to_thread(wait_healthy, env, processes)
         bus = await Bus(bootstrap).start()
-        yield Stack(request.param, bus, mail, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder)
+        yield Stack(request.param, bus, mail, webhook, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder)
         await bus.stop()
     finally:
         stop_services(processes)
         mail.stop()
+        await webhook.stop()

@@ -1,0 +1,110 @@
+"""The channels a notification goes out on: email over SMTP, and the storefront's webhook (JSON, signed
+with HMAC-SHA256, the notification id as idempotency key so that a retry is never a second notification
+at the receiver)."""
+
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
+import aiosmtplib
+import httpx
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    notification_id: str
+    order_id: str
+    customer_id: str
+    customer_email: str
+    kind: str
+    subject: str
+    body: str
+
+
+class Temporary(Exception):
+    """Not delivered now; try again later."""
+
+
+class Permanent(Exception):
+    """Never deliverable as it is (a refused address, a receiver that rejects it)."""
+
+
+class Mailer:
+    channel = "email"
+
+    def __init__(self, smtp_url: str, mail_from: str) -> None:
+        url = urlsplit(smtp_url)
+        self._host, self._port = url.hostname or "127.0.0.1", url.port or 25
+        self._mail_from = mail_from
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def open(self) -> None:
+        self._smtp = aiosmtplib.SMTP(hostname=self._host, port=self._port, start_tls=False, timeout=10)
+        try:
+            await self._smtp.connect()
+        except (OSError, aiosmtplib.SMTPException) as error:
+            raise Temporary(f"mail server unavailable: {error}") from error
+
+    async def close(self) -> None:
+        if self._smtp and self._smtp.is_connected:
+            try:
+                await self._smtp.quit()
+            except (OSError, aiosmtplib.SMTPException):
+                self._smtp.close()
+
+    async def send(self, n: Outgoing) -> None:
+        mail = EmailMessage()
+        mail["From"] = self._mail_from
+        mail["To"] = n.customer_email
+        mail["Subject"] = n.subject
+        mail["Message-ID"] = f"<{n.notification_id}@orderflow>"
+        mail["X-Orderflow-Order-Id"] = n.order_id
+        mail["X-Orderflow-Kind"] = n.kind
+        mail.set_content(n.body)
+        try:
+            await self._smtp.send_message(mail)
+        except aiosmtplib.SMTPResponseException as refused:
+            error = f"{refused.code} {refused.message}"
+            raise (Permanent(error) if refused.code >= 500 else Temporary(error)) from refused
+        except (OSError, aiosmtplib.SMTPException) as error:
+            raise Temporary(f"mail server failed: {error}") from error
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The X-Orderflow-Signature header: HMAC-SHA256 of the exact body, hex."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Webhook:
+    channel = "webhook"
+
+    def __init__(self, url: str, secret: str) -> None:
+        self._url = url
+        self._secret = secret
+        self._client: httpx.AsyncClient | None = None
+
+    async def open(self) -> None:
+        self._client = httpx.AsyncClient(timeout=5)
+
+    async def close(self) -> None:
+        if self._client:
+            await self._client.aclose()
+
+    async def send(self, n: Outgoing) -> None:
+        body = json.dumps(asdict(n) | {"channel": "webhook"}, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": n.notification_id,
+            "X-Orderflow-Signature": signature(self._secret, body),
+        }
+        try:
+            response = await self._client.post(self._url, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            raise Temporary(f"webhook unreachable: {error!r}") from error
+        if response.status_code == 429 or response.status_code >= 500:
+            raise Temporary(f"webhook answered {response.status_code}")
+        if response.status_code >= 400:
+            raise Permanent(f"webhook refused it: {response.status_code} {response.text[:200]}")
