@@ -62,7 +62,7 @@ async def test_redelivered_event_has_the_effect_of_one(stack):
     await settle()
     assert len(stack.bus.events(ORDERS_EVENTS, "OrderLineFulfilled", order_id=order_id)) == 1
     assert len(stack.bus.events(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id,
-                                kind="backorder_fulfilled")) == 1
+                                kind="backorder_fulfilled", channel="email")) == 1
     line = (await stack.get("order", f"/orders/{order_id}")).json()["lines"][0]
     assert (line["reserved"], line["fulfilled"], line["backordered"]) == (1, 2, 0)
     assert len([m for m in stack.mails_to(email) if "ships now" in m["Subject"]]) == 1
