@@ -42,6 +42,7 @@ class OrderLineBackordered(Event):
     sku: str
     quantity: int
     estimated_ship_date: date
+    backordered_on: date | None = None
 
 
 class OrderLineReservationRevoked(Event):
@@ -120,11 +121,12 @@ class OrderRejected(Event):
 
 
 class DiscountOffered(Event):
-    """Goodwill for a backorder that slipped: a discount on a future purchase, once per order."""
+    """Goodwill for a backorder that slipped or waits long: a discount on a future purchase, once per order."""
 
     order_id: str
     code: str
     percent: int
+    cause: Literal["eta_slipped", "long_wait"]
     reason: str
 
 
@@ -333,7 +335,7 @@ class NotificationSent(Event):
     order_id: str
     customer_id: str
     kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled", "eta_changed",
-                  "reservation_revoked"]
+                  "reservation_revoked", "discount_offered"]
     channel: Literal["email", "webhook"]
 
 

@@ -112,7 +112,7 @@ class Dispatcher:
         if channel is None:
             await conn.execute(MARK_FAILED, *key, f"the {row['channel']} channel is not configured")
             return
-        subject, body, discount = row["subject"], row["body"], False
+        subject, body, discount = row["subject"], row["body"], row["kind"] == "discount_offered"
         if row["kind"] == "eta_changed":
             if row["order_id"] not in updates:
                 await conn.execute(MARK_FAILED, *key, "superseded: no backorder waits any more")

@@ -7,6 +7,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from contracts.events import (
     BackorderCreated,
     BackorderFulfilled,
+    DiscountOffered,
     Event,
     OrderCancelled,
     OrderConfirmed,
@@ -51,6 +52,11 @@ def decide(event: Event, cause_id: str, product_name: str | None = None,
             if alternatives:
                 body += "\nIn stock now, if you would rather not wait:\n"
                 body += "".join(f"  - {name} ({sku})\n" for sku, name in alternatives)
+        case DiscountOffered(cause="long_wait"):  # a slipped ETA's discount rides on the ETA update instead
+            kind = "discount_offered"
+            subject = f"Order {event.order_id}: thank you for your patience"
+            body = (f"We are sorry your backorder is taking so long ({event.reason}).\n"
+                    f"Use code {event.code} for {event.percent}% off your next purchase.\n")
         case ReservationRevoked():
             kind = "reservation_revoked"
             item = product_name or event.sku

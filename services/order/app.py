@@ -1,6 +1,10 @@
 """The order service: PlaceOrder in, order events out, GET /orders/{order_id}."""
 
+import asyncio
+from datetime import UTC, datetime
 from functools import partial
+
+import structlog
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -33,6 +37,25 @@ def routes(runtime: Runtime) -> list[Route]:
     return [Route("/orders/{order_id}", get_order)]
 
 
+SETTINGS = Settings("order")
+log = structlog.get_logger()
+
+
+async def review_goodwill(runtime: Runtime) -> None:
+    """Every GOODWILL_REVIEW_S: goodwill for the orders whose backorder has waited GOODWILL_WAIT_DAYS."""
+    while True:
+        await asyncio.sleep(SETTINGS.goodwill_review_s)
+        try:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                offered = await handlers.offer_goodwill_for_long_waits(
+                    conn, datetime.now(UTC).date(), SETTINGS.goodwill_wait_days, SETTINGS.goodwill_percent)
+        except Exception as error:  # a database hiccup: the next review catches up
+            log.warning("goodwill review failed", error=repr(error))
+            continue
+        if offered:
+            runtime.relay.wake()
+
+
 SERVICE = Service(
     name="order",
     subscriptions=[
@@ -44,11 +67,12 @@ SERVICE = Service(
             strict=False,
         ),
     ],
-    handle=partial(handlers.handle, goodwill_percent=Settings("order").goodwill_percent),
+    handle=partial(handlers.handle, goodwill_percent=SETTINGS.goodwill_percent),
     inbox_key=handlers.inbox_key,
     events_topic=topics.ORDERS_EVENTS,
     key_field="order_id",
     routes=routes,
+    background=lambda runtime: [review_goodwill(runtime)],
 )
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ class Order(BaseModel):
     status: Status = "placed"
     cancel_reason: str | None = None
     discount_code: str | None = None
+    waiting_since: date | None = None  # when its oldest backorder still waiting was placed
     being_cancelled: dict[str, int] = {}  # units cancelled so far in the cancellation under way, by sku
 
     def line(self, sku: str) -> Line:
@@ -124,7 +125,8 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
             recorded: Event = OrderLineReserved(order_id=order.order_id, sku=event.sku, quantity=event.quantity)
         case BackorderCreated():
             recorded = OrderLineBackordered(
-                order_id=order.order_id, sku=event.sku, quantity=event.quantity, estimated_ship_date=event.estimated_ship_date
+                order_id=order.order_id, sku=event.sku, quantity=event.quantity,
+                estimated_ship_date=event.estimated_ship_date, backordered_on=event.backordered_on,
             )
         case BackorderEtaChanged():
             recorded = OrderLineEtaChanged(
@@ -153,7 +155,7 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
     slipped = isinstance(event, BackorderEtaChanged) and event.estimated_ship_date > event.previous_estimated_ship_date
     if slipped and order.discount_code is None and goodwill_percent > 0:
         events += _apply(order, [DiscountOffered(
-            order_id=order.order_id, code=discount_code(), percent=goodwill_percent,
+            order_id=order.order_id, code=discount_code(), percent=goodwill_percent, cause="eta_slipped",
             reason=f"{event.sku} now ships {event.estimated_ship_date.isoformat()}, later than we said")])
     if any(line.cancelling for line in order.lines):
         return events  # the status moves once the whole cancellation is done
@@ -162,6 +164,18 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
     if (status := _status_event(order)) is not None:
         events += _apply(order, [status])
     return events
+
+
+def offer_goodwill_for_wait(order: Order, today: date, wait_days: int, percent: int,
+                            discount_code: Callable[[], str] = new_discount_code) -> list[Event]:
+    """Goodwill for an order whose backorder has waited `wait_days` or more, once per order."""
+    if order.status != "backordered" or order.discount_code or percent <= 0 or order.waiting_since is None:
+        return []
+    if (today - order.waiting_since).days < wait_days:
+        return []
+    return _apply(order, [DiscountOffered(
+        order_id=order.order_id, code=discount_code(), percent=percent, cause="long_wait",
+        reason=f"your backorder has waited since {order.waiting_since.isoformat()}")])
 
 
 def _cancellation_outcome(order: Order) -> list[Event]:
@@ -239,6 +253,8 @@ def evolve(order: Order | None, event: Event) -> Order:
             line = order.line(event.sku)
             line.backordered += event.quantity
             line.eta = event.estimated_ship_date
+            if event.backordered_on and (order.waiting_since is None or event.backordered_on < order.waiting_since):
+                order.waiting_since = event.backordered_on
         case OrderLineEtaChanged():
             order.line(event.sku).eta = event.estimated_ship_date
         case OrderLineReservationRevoked():
@@ -262,6 +278,7 @@ def evolve(order: Order | None, event: Event) -> Order:
             order.status = "backordered"
         case OrderReadyToShip():
             order.status = "ready_to_ship"
+            order.waiting_since = None
         case OrderRejected():
             order.status = "rejected"
         case CancellationRequested():

@@ -1,9 +1,13 @@
 """Order use cases, one transaction per batch: place orders, and record what inventory did for them."""
 
+from datetime import date, timedelta
+
 import asyncpg
 import structlog
+from pydantic import BaseModel
 
 from contracts.commands import CancelOrder, PlaceOrder
+from contracts.envelope import Envelope
 from contracts.events import ORDER_EVENTS, Event
 from services.order import domain, projections
 from services.order.domain import Order
@@ -44,6 +48,29 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], goodwill_per
             orders.record(order_id, order, events, message.envelope)
     changed = await orders.save()
     await projections.project(conn, changed.values())
+
+
+async def offer_goodwill_for_long_waits(conn: asyncpg.Connection, today: date, wait_days: int, percent: int,
+                                       limit: int = 500) -> int:
+    """Offer goodwill to the orders whose backorder has waited `wait_days` or more; returns how many."""
+    waiting = await projections.long_waits(conn, today - timedelta(days=wait_days), limit)
+    if not waiting:
+        return 0
+    orders: Streams[Order] = Streams(conn, Order)
+    await orders.load(waiting)
+    review = Envelope.wrap(GoodwillReview(on=today), source="orderflow/order")
+    for order_id in waiting:
+        order = orders.get(order_id)
+        orders.record(order_id, order, domain.offer_goodwill_for_wait(order, today, wait_days, percent), review)
+    changed = await orders.save()
+    await projections.project(conn, changed.values())
+    return len(changed)
+
+
+class GoodwillReview(BaseModel):
+    """The cause recorded on goodwill offered by the periodic review rather than by a message."""
+
+    on: date
 
 
 def parse_event(type_: str, data: str) -> Event:

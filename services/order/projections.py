@@ -1,15 +1,17 @@
 """The order read model: one row per order and per line, written from the aggregates a batch changed."""
 
 from collections.abc import Iterable
+from datetime import date
 
 import asyncpg
 
 from services.order.domain import Order
 
 UPSERT_ORDERS = """
-INSERT INTO orders (order_id, customer_id, status, currency)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
+INSERT INTO orders (order_id, customer_id, status, currency, waiting_since, discount_code)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[])
+ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, waiting_since = EXCLUDED.waiting_since,
+    discount_code = EXCLUDED.discount_code, updated_at = now()
 """
 UPSERT_LINES = """
 INSERT INTO order_lines (order_id, sku, quantity, unit_price, reserved, backordered, fulfilled, cancelled,
@@ -23,6 +25,11 @@ ON CONFLICT (order_id, sku) DO UPDATE SET
     rejection_message = EXCLUDED.rejection_message
 """
 FIND_ORDER = "SELECT order_id, customer_id, status, currency, updated_at FROM orders WHERE order_id = $1"
+LONG_WAITS = """
+SELECT order_id FROM orders
+WHERE status = 'backordered' AND discount_code IS NULL AND waiting_since <= $1
+ORDER BY waiting_since LIMIT $2
+"""
 FIND_LINES = """
 SELECT sku, quantity, unit_price, reserved, backordered, fulfilled, cancelled, estimated_ship_date,
        rejection_reason, rejection_message
@@ -34,7 +41,8 @@ async def project(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:
     orders = list(orders)
     if not orders:
         return
-    await conn.execute(UPSERT_ORDERS, *zip(*((o.order_id, o.customer_id, o.status, o.currency) for o in orders)))
+    await conn.execute(UPSERT_ORDERS, *zip(*(
+        (o.order_id, o.customer_id, o.status, o.currency, o.waiting_since, o.discount_code) for o in orders)))
     lines = [
         (o.order_id, l.sku, l.quantity, l.unit_price, l.reserved, l.backordered, l.fulfilled, l.cancelled, l.eta,
          l.rejection.reason if l.rejection else None, l.rejection.message if l.rejection else None)
@@ -42,6 +50,10 @@ async def project(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:
         for l in o.lines
     ]
     await conn.execute(UPSERT_LINES, *zip(*lines))
+
+
+async def long_waits(conn: asyncpg.Connection, waiting_since_at_most: date, limit: int) -> list[str]:
+    return [r["order_id"] for r in await conn.fetch(LONG_WAITS, waiting_since_at_most, limit)]
 
 
 async def rebuild(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:

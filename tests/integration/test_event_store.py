@@ -1,13 +1,13 @@
 """The event store on real PostgreSQL: optimistic concurrency, snapshots, and rebuilt projections."""
 
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 
 import pytest
 
 from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProduct, ExpectReplenishment
 from contracts.envelope import Envelope
-from contracts.events import OrderPlaced, ProductRegistered
+from contracts.events import BackorderCreated, OrderPlaced, ProductRegistered
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_COMMANDS, ORDERS_EVENTS
 from services.inventory import handlers as inventory
 from services.inventory.domain import Sku
@@ -93,3 +93,24 @@ async def test_rebuilt_projections_equal_the_live_ones(pools):
                                       "backorder_eta FROM availability ORDER BY sku") == live_inventory
     assert await order_pool.fetch("SELECT * FROM order_lines ORDER BY order_id, sku") == live_orders
     assert await order_pool.fetch("SELECT order_id, status FROM orders ORDER BY order_id") == live_status
+
+
+async def test_goodwill_review_offers_a_discount_once_to_orders_that_waited_long(pools):
+    pool = await pools("order")
+    handle = partial(orders.handle, goodwill_percent=10)
+    for order_id, waited in (("long", 20), ("short", 3)):
+        placed = PlaceOrder(order_id=order_id, customer_id="c", customer_email="c@example.com",
+                            lines=[OrderLine(sku="A", quantity=1)])
+        await run(pool, handle, [message(ORDERS_COMMANDS, placed)])
+        since = TODAY - timedelta(days=waited)
+        await run(pool, handle, [message("inventory.events", BackorderCreated(
+            order_id=order_id, sku="A", quantity=1, estimated_ship_date=TODAY, backordered_on=since))])
+
+    async with pool.acquire() as conn, conn.transaction():
+        assert await orders.offer_goodwill_for_long_waits(conn, TODAY, wait_days=14, percent=15) == 1
+    async with pool.acquire() as conn, conn.transaction():
+        assert await orders.offer_goodwill_for_long_waits(conn, TODAY, wait_days=14, percent=15) == 0
+
+    offered = await pool.fetch("SELECT stream_id, data FROM events WHERE type = 'DiscountOffered'")
+    assert [r["stream_id"] for r in offered] == ["long"]
+    assert '"cause": "long_wait"' in offered[0]["data"] and '"percent": 15' in offered[0]["data"]
