@@ -84,6 +84,7 @@ async def find(pool: asyncpg.Pool, order_id: str) -> dict | None:
                 "backordered": l["backordered"],
                 "fulfilled": l["fulfilled"],
                 "cancelled": l["cancelled"],
+                "shipping": "expedited" if l["fulfilled"] else "standard",
                 "estimated_ship_date": l["estimated_ship_date"].isoformat() if l["estimated_ship_date"] else None,
                 "rejection": {"reason": l["rejection_reason"], "message": l["rejection_message"]}
                 if l["rejection_reason"]

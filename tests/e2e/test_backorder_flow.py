@@ -41,7 +41,8 @@ async def test_in_stock_order_is_reserved_confirmed_and_the_customer_told(stack)
     order = (await stack.get("order", f"/orders/{order_id}")).json()
     assert order["status"] == "confirmed"
     assert order["lines"] == [{"sku": sku, "quantity": 4, "unit_price": "9.90", "reserved": 4, "backordered": 0,
-                               "fulfilled": 0, "cancelled": 0, "estimated_ship_date": None, "rejection": None}]
+                               "fulfilled": 0, "cancelled": 0, "shipping": "standard", "estimated_ship_date": None,
+                               "rejection": None}]
     availability = (await stack.get("inventory", f"/availability/{sku}")).json()
     assert (availability["status"], availability["available"]) == ("in_stock", 6)
 
@@ -78,6 +79,7 @@ async def test_short_order_is_partly_backordered_with_an_eta_then_filled_and_shi
     order = (await stack.get("order", f"/orders/{order_id}")).json()
     assert order["status"] == "ready_to_ship"
     assert (order["lines"][0]["fulfilled"], order["lines"][0]["backordered"]) == (2, 0)
+    assert order["lines"][0]["shipping"] == "expedited"
 
 
 async def test_short_receipt_fills_three_waiting_orders_oldest_first(stack):
