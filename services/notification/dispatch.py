@@ -1,8 +1,9 @@
-"""Sends queued notifications on their channels after their transaction commits. Each delivery is recorded
-as sent, with its NotificationSent event, in a short transaction of its own the moment the channel accepts
-it; the notification id travels with it (Message-ID, Idempotency-Key), so a receiver can drop the rare
-repeat after a crash between the channel's answer and that commit. Rows being sent are leased, so that two
-dispatchers never send one. A failed delivery is retried with backoff; a refused one is kept with why."""
+"""Sends queued notifications on their channels after their transaction commits. Deliveries are recorded
+as sent, with their NotificationSent events, in short transactions of their own every few deliveries
+(RECORD_EVERY), never rolled back by a later failure; the notification id travels with each (Message-ID,
+Idempotency-Key), so a receiver can drop the few repeats a crash between a channel's answer and that commit
+can cause. Rows being sent are leased, so that two dispatchers never send one. A failed delivery is retried
+with backoff; a refused one is kept with why."""
 
 import asyncio
 
@@ -17,6 +18,7 @@ from services.runtime.eventstore import NewEvent, append
 log = structlog.get_logger()
 
 MAX_ATTEMPTS = 20  # with the backoff below: about an hour and a half of trying
+RECORD_EVERY = 20  # deliveries per recording transaction: the most a crash can make a receiver see twice
 
 CLAIM = """
 WITH due AS (
@@ -39,8 +41,11 @@ FROM backorder_etas e LEFT JOIN products p USING (sku)
 WHERE e.order_id = ANY($1::text[]) AND e.eta IS NOT NULL ORDER BY e.order_id, e.sku
 """
 DISCOUNTS = "SELECT order_id, code, percent FROM discounts WHERE order_id = ANY($1::text[]) AND NOT mailed"
-MARK_SENT = "UPDATE notification_outbox SET sent_at = now() WHERE notification_id = $1 AND channel = $2"
-MARK_DISCOUNT_MAILED = "UPDATE discounts SET mailed = true WHERE order_id = $1"
+MARK_SENT = """
+UPDATE notification_outbox SET sent_at = now()
+WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+"""
+MARK_DISCOUNTS_MAILED = "UPDATE discounts SET mailed = true WHERE order_id = ANY($1::text[])"
 MARK_FAILED = "UPDATE notification_outbox SET failed_reason = $3 WHERE notification_id = $1 AND channel = $2"
 RETRY_LATER = """
 UPDATE notification_outbox SET attempts = attempts + 1, claimed_until = NULL,
@@ -94,11 +99,17 @@ class Dispatcher:
             updates = await self._eta_updates(conn, {r["order_id"] for r in rows if r["kind"] == "eta_changed"})
             opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened, if so
             pending = {(r["notification_id"], r["channel"]) for r in rows}
+            delivered: list[tuple[asyncpg.Record, bool]] = []
             try:
                 for row in rows:
-                    await self._deliver(conn, row, updates, opened)
+                    if (discount := await self._deliver(conn, row, updates, opened)) is not None:
+                        delivered.append((row, discount))
                     pending.discard((row["notification_id"], row["channel"]))
+                    if len(delivered) == RECORD_EVERY:
+                        await self._record(conn, delivered)
+                        delivered = []
             finally:
+                await self._record(conn, delivered)
                 for name, failure in opened.items():
                     if failure is None:
                         await self._channels[name].close()
@@ -106,17 +117,40 @@ class Dispatcher:
                     await conn.execute(RELEASE, *zip(*pending))
         return len(rows)
 
-    async def _deliver(self, conn, row, updates, opened) -> None:
+    async def _record(self, conn, delivered: list[tuple[asyncpg.Record, bool]]) -> None:
+        """Mark deliveries sent and append their NotificationSent events, in one short transaction."""
+        if not delivered:
+            return
+        events = [
+            NewEvent(f"notification-{row['notification_id']}-{row['channel']}", 1,
+                     NotificationSent(notification_id=str(row["notification_id"]), order_id=row["order_id"],
+                                      customer_id=row["customer_id"], kind=row["kind"], channel=row["channel"]),
+                     row["correlation_id"], row["causation_id"])
+            for row, _ in delivered
+        ]
+        async with conn.transaction():
+            await conn.execute(MARK_SENT, [r["notification_id"] for r, _ in delivered], [r["channel"] for r, _ in delivered])
+            mailed = [row["order_id"] for row, discount in delivered if discount and row["channel"] == "email"]
+            if mailed:
+                await conn.execute(MARK_DISCOUNTS_MAILED, mailed)
+            await append(conn, events)
+        for row, _ in delivered:
+            log.info("notification sent", order_id=row["order_id"], kind=row["kind"], channel=row["channel"],
+                     notification_id=str(row["notification_id"]), correlation_id=row["correlation_id"])
+        self._on_recorded()
+
+    async def _deliver(self, conn, row, updates, opened) -> bool | None:
+        """Deliver one; returns whether it carried a goodwill discount, or None if it was not delivered."""
         key = (row["notification_id"], row["channel"])
         channel = self._channels.get(row["channel"])
         if channel is None:
             await conn.execute(MARK_FAILED, *key, f"the {row['channel']} channel is not configured")
-            return
+            return None
         subject, body, discount = row["subject"], row["body"], row["kind"] == "discount_offered"
         if row["kind"] == "eta_changed":
             if row["order_id"] not in updates:
                 await conn.execute(MARK_FAILED, *key, "superseded: no backorder waits any more")
-                return
+                return None
             subject, body, discount = updates[row["order_id"]]
         try:
             if row["channel"] not in opened:
@@ -132,23 +166,13 @@ class Dispatcher:
         except Permanent as refused:
             await conn.execute(MARK_FAILED, *key, str(refused))
             log.error("notification refused", order_id=row["order_id"], channel=row["channel"], error=str(refused))
-            return
+            return None
         except Temporary as failed:
             await conn.execute(RETRY_LATER, *key, MAX_ATTEMPTS, str(failed))
             log.warning("notification not delivered, will retry", order_id=row["order_id"], channel=row["channel"],
                         attempt=row["attempts"] + 1, error=str(failed))
-            return
-        async with conn.transaction():
-            await conn.execute(MARK_SENT, *key)
-            if discount and row["channel"] == "email":
-                await conn.execute(MARK_DISCOUNT_MAILED, row["order_id"])
-            event = NotificationSent(notification_id=str(row["notification_id"]), order_id=row["order_id"],
-                                     customer_id=row["customer_id"], kind=row["kind"], channel=row["channel"])
-            await append(conn, [NewEvent(f"notification-{row['notification_id']}-{row['channel']}", 1, event,
-                                         row["correlation_id"], row["causation_id"])])
-        log.info("notification sent", order_id=row["order_id"], kind=row["kind"], channel=row["channel"],
-                 notification_id=str(row["notification_id"]), correlation_id=row["correlation_id"])
-        self._on_recorded()
+            return None
+        return discount
 
     async def _eta_updates(self, conn, order_ids: set[str]) -> dict[str, tuple[str, str, bool]]:
         """(subject, body, offers a discount) of the ETA update of each order, written now."""

@@ -37,6 +37,17 @@ def is_transient(error: BaseException) -> bool:
     return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "25006"
 
 
+def _skippable(subscription: Subscription, record: ConsumerRecord) -> bool:
+    """An event type this service does not read, told by the `ce_type` header our relays set, is passed
+    over without decoding its JSON: most of what crosses an events topic is for someone else."""
+    if subscription.strict:
+        return False
+    for key, value in record.headers or ():
+        if key == "ce_type":
+            return value.decode(errors="replace") not in subscription.models
+    return False
+
+
 def _interleaved(records: Sequence[ConsumerRecord]) -> Iterator[ConsumerRecord]:
     """FastStream hands a batch over partition by partition; across partitions and topics, timestamps
     are the better guess at what happened first. Each partition keeps its own order (a merge, not a sort)."""
@@ -65,8 +76,11 @@ class BatchConsumer:
         good: list[tuple[ConsumerRecord, Message]] = []
         dead: list[tuple[ConsumerRecord, str]] = []
         for record in _interleaved(records):
+            subscription = self._subscriptions[record.topic]
+            if _skippable(subscription, record):
+                continue
             try:
-                message = parse(self._subscriptions[record.topic], record.value)
+                message = parse(subscription, record.value)
             except Unhandleable as error:
                 dead.append((record, str(error)))
                 continue

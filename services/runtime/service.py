@@ -53,9 +53,10 @@ class Runtime:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
-async def _raw_values(message: KafkaMessage) -> list[bytes | None]:
-    # No JSON guessing by FastStream: a malformed value must reach us to be dead-lettered.
-    return [record.value for record in message.raw_message]
+async def _no_body(message: KafkaMessage) -> list:
+    # The handler reads the raw records itself: no JSON guessing by FastStream (a malformed value must
+    # reach us to be dead-lettered), and no work on values the handler may skip.
+    return []
 
 
 def _readable(value: bytes | None) -> bytes:
@@ -66,11 +67,12 @@ def _readable(value: bytes | None) -> bytes:
         return b""
 
 
-async def _lenient_parser(records, original_parser):
-    """FastStream's parser fails on a header value that is not UTF-8, before any handler can dead-letter
-    the batch; parse a copy with such values blanked and hand the untouched records on."""
-    cleaned = tuple(dataclasses.replace(r, headers=tuple((k, _readable(v)) for k, v in r.headers)) for r in records)
-    message = await original_parser(cleaned)
+async def _raw_batch(records, original_parser):
+    """FastStream's parser decodes every header of every record, and fails on a value that is not UTF-8
+    before any handler could dead-letter it. Let it build its message from the first record alone, with
+    such values blanked, and hand the untouched records on."""
+    first = records[0]
+    message = await original_parser((dataclasses.replace(first, headers=tuple((k, _readable(v)) for k, v in first.headers)),))
     message.raw_message = records
     return message
 
@@ -98,15 +100,15 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         max_records=settings.batch_size,
         # FastStream sleeps this long again after an empty poll: keep it short, or idle-time latency suffers.
         batch_timeout_ms=10,
-        decoder=_raw_values,
-        parser=_lenient_parser,
+        decoder=_no_body,
+        parser=_raw_batch,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 4, 250),
         max_poll_interval_ms=300_000,
         fetch_max_wait_ms=50,
     )
-    async def on_batch(body: list[bytes | None], message: KafkaMessage) -> None:
+    async def on_batch(body: list, message: KafkaMessage) -> None:
         await consumer.process(message.raw_message)
 
     def after_commit() -> None:
