@@ -186,18 +186,8 @@ class RefundIssued(Event):
 # --- inventory.events (key: sku) ---------------------------------------------------------------
 
 
-class ProductRegistered(Event):
-    sku: str
-    name: str
-    backorderable: bool
-    discontinued: bool
-    lead_time_days: int
-    safety_stock: int
-    alternatives: list[str]
-
-
-class ProductUpdated(Event):
-    """What is known of the product now (every field)."""
+class ProductFacts(Event):
+    """What is known of a product (every field)."""
 
     sku: str
     name: str
@@ -206,6 +196,14 @@ class ProductUpdated(Event):
     lead_time_days: int
     safety_stock: int
     alternatives: list[str]
+
+
+class ProductRegistered(ProductFacts):
+    pass
+
+
+class ProductUpdated(ProductFacts):
+    pass
 
 
 class ProductDiscontinued(Event):

@@ -51,6 +51,7 @@ class Runtime:
     pool: asyncpg.Pool | None = None
     relay: OutboxRelay | None = None
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    loops: list[asyncio.Task] = field(default_factory=list)  # the relay and the service's background loops
 
 
 async def _no_body(message: KafkaMessage) -> list:
@@ -126,8 +127,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         consumer = BatchConsumer(service.name, runtime.pool, service.subscriptions, service.handle,
                                  service.inbox_key, broker.publish, after_commit)
         await broker.connect()
-        tasks = [asyncio.create_task(runtime.relay.run())]
-        tasks += [asyncio.create_task(loop) for loop in service.background(runtime)]
+        runtime.loops = [asyncio.create_task(runtime.relay.run())]
+        runtime.loops += [asyncio.create_task(loop) for loop in service.background(runtime)]
         await broker.start()
         log.info("service started", topics=[s.topic for s in service.subscriptions],
                  http=f"http://{settings.http_host}:{settings.http_port}")
@@ -135,9 +136,9 @@ def build_app(service: Service, settings: Settings) -> Starlette:
             yield
         finally:
             await broker.stop()  # finishes and commits the batch in hand
-            for task in tasks:
+            for task in runtime.loops:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*runtime.loops, return_exceptions=True)
             await runtime.pool.close()
             log.info("service stopped")
 
@@ -146,6 +147,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
             await runtime.pool.fetchval("SELECT 1")
         except Exception as error:  # the probe answers; it does not crash
             return JSONResponse({"status": "unavailable", "database": repr(error)}, status_code=503)
+        if stopped := [task.get_coro().__qualname__ for task in runtime.loops if task.done()]:
+            return JSONResponse({"status": "unavailable", "stopped": stopped}, status_code=503)
         return JSONResponse({"status": "ok", "service": service.name})
 
     async def metrics(request: Request) -> Response:
