@@ -52,6 +52,7 @@ class OrderLineReservationRevoked(Event):
     sku: str
     quantity: int
     estimated_ship_date: date
+    revoked_on: date | None = None
 
 
 class OrderLineEtaChanged(Event):
@@ -234,6 +235,7 @@ class ReservationRevoked(Event):
     quantity: int
     estimated_ship_date: date
     revoked_on: date
+    waiting: int  # units of the order now waiting for this SKU, these included
 
 
 class ReplenishmentExpected(Event):

@@ -64,7 +64,7 @@ class Replenishment(BaseModel):
 
 
 class Reservation(BaseModel):
-    since: int  # order of creation (the snapshot is jsonb, which does not keep key order)
+    since: int = 0  # order of creation (the snapshot is jsonb, which does not keep key order)
     from_stock: int = 0  # reserved when the order was placed: released if it is cancelled
     filled: int = 0  # backordered units since filled: they ship, a cancellation keeps them
 
@@ -114,7 +114,14 @@ def discontinue_product(state: Sku, cmd: DiscontinueProduct, today: date) -> lis
     if state.product.discontinued:
         return []
     events = _apply(state, [ProductDiscontinued(sku=cmd.sku, reason=cmd.reason)])
-    why = f"{state.product.name} is discontinued" + (f": {cmd.reason}" if cmd.reason else "")
+    return events + _cancel_what_supply_cannot_fill(state, cmd.reason)
+
+
+def _cancel_what_supply_cannot_fill(state: Sku, reason: str | None = None) -> list[Event]:
+    """For a discontinued product: waiting units that no expected replenishment will fill are cancelled."""
+    if not (state.product and state.product.discontinued):
+        return []
+    why = f"{state.product.name} is discontinued" + (f": {reason}" if reason else "")
     supply = sum(r.quantity for r in state.replenishments)
     cancellations: list[Event] = []
     for backorder in state.backorders:
@@ -126,7 +133,7 @@ def discontinue_product(state: Sku, cmd: DiscontinueProduct, today: date) -> lis
                 StockReleased(order_id=backorder.order_id, sku=state.sku, quantity=0,
                               backorder_cancelled=uncovered, kept=0, reason=why),
             ]
-    return events + _apply(state, cancellations)
+    return _apply(state, cancellations)
 
 
 class UnknownProduct(Exception):
@@ -152,13 +159,15 @@ def cancel_replenishment(state: Sku, cmd: CancelReplenishment, today: date) -> l
     if not any(r.po_id == cmd.po_id for r in state.replenishments):
         return []
     events = _apply(state, [ReplenishmentCancelled(**cmd.model_dump())])
+    events += _cancel_what_supply_cannot_fill(state)
     return events + _apply(state, _eta_changes(state, today))
 
 
 def receive_stock(state: Sku, cmd: ReceiveStock, today: date) -> list[Event]:
     """Stock arrives: fill waiting backorders oldest first, partially if short; the rest is available."""
     events = _apply(state, [StockReceived(**cmd.model_dump())])
-    return events + _fill_backorders(state, today)
+    events += _fill_backorders(state, today)
+    return events + _cancel_what_supply_cannot_fill(state)
 
 
 def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
@@ -167,16 +176,26 @@ def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
     events = _apply(state, [StockAdjusted(sku=cmd.sku, counted_quantity=cmd.counted_quantity,
                                           previous_on_hand=state.on_hand, reason=cmd.reason)])
     shortfall = state.reserved - state.on_hand
+    revoked: list[tuple[str, int]] = []
     for order_id in sorted(state.reservations, key=lambda o: state.reservations[o].since, reverse=True):
         if shortfall <= 0:
             break
         held = state.reservations[order_id]
-        revoked = min(shortfall, held.from_stock + held.filled)
-        shortfall -= revoked
-        # Put at the head of the queue, its ETA is what the first expected supply can give it.
-        eta = _eta_at_head(state, revoked, today)
-        events += _apply(state, [ReservationRevoked(order_id=order_id, sku=state.sku, quantity=revoked,
-                                                    estimated_ship_date=eta, revoked_on=today)])
+        revoked.append((order_id, min(shortfall, held.from_stock + held.filled)))
+        shortfall -= revoked[-1][1]
+    if revoked:
+        # Each goes to the head of the queue, the oldest reservation first: work out the queue they make
+        # before telling anyone an ETA, so that no one is told one date and then another.
+        trial = state.model_copy(deep=True)
+        for order_id, quantity in revoked:
+            evolve(trial, ReservationRevoked(order_id=order_id, sku=state.sku, quantity=quantity,
+                                             estimated_ship_date=today, revoked_on=today, waiting=0))
+        etas = {b.order_id: (eta, b.quantity) for b, eta in zip(trial.backorders, _etas(trial, today), strict=True)}
+        events += _apply(state, [
+            ReservationRevoked(order_id=order_id, sku=state.sku, quantity=quantity, estimated_ship_date=etas[order_id][0],
+                               revoked_on=today, waiting=etas[order_id][1])
+            for order_id, quantity in revoked
+        ])
     return events + _fill_backorders(state, today)
 
 
@@ -286,16 +305,6 @@ def _eta_of_new_backorder(state: Sku, quantity: int, today: date) -> date:
     return today + _lead_time(state)
 
 
-def _eta_at_head(state: Sku, quantity: int, today: date) -> date:
-    need, covered_on = quantity, None
-    for replenishment in state.replenishments:
-        need -= min(need, replenishment.quantity)
-        covered_on = replenishment.expected_on
-        if need == 0:
-            return max(today, covered_on)
-    return today + _lead_time(state)
-
-
 def _eta_changes(state: Sku, today: date) -> list[Event]:
     return [
         BackorderEtaChanged(
@@ -369,13 +378,12 @@ def evolve(state: Sku, event: Event) -> Sku:
                 del state.reservations[event.order_id]
             state.backordered += event.quantity
             waiting = next((b for b in state.backorders if b.order_id == event.order_id), None)
-            if waiting:
+            if waiting:  # joins what the order already waits for, keeping when that started to wait
                 state.backorders.remove(waiting)
-                event_quantity = waiting.quantity + event.quantity
-            else:
-                event_quantity = event.quantity
-            state.backorders.insert(0, Backorder(order_id=event.order_id, quantity=event_quantity,
-                                                 placed_on=event.revoked_on, eta=event.estimated_ship_date))
+            state.backorders.insert(0, Backorder(
+                order_id=event.order_id, quantity=event.quantity + (waiting.quantity if waiting else 0),
+                placed_on=min(waiting.placed_on, event.revoked_on) if waiting else event.revoked_on,
+                eta=event.estimated_ship_date))
         case StockReserved():
             state.reserved += event.quantity
             _reservation(state, event.order_id).from_stock += event.quantity

@@ -66,6 +66,8 @@ class Mailer:
         mail.set_content(n.body)
         try:
             await self._smtp.send_message(mail)
+        except aiosmtplib.SMTPRecipientsRefused as refused:
+            raise Permanent(f"recipient refused: {refused.recipients}") from refused
         except aiosmtplib.SMTPResponseException as refused:
             error = f"{refused.code} {refused.message}"
             raise (Permanent(error) if refused.code >= 500 else Temporary(error)) from refused

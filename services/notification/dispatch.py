@@ -17,7 +17,7 @@ from services.runtime.eventstore import NewEvent, append
 
 log = structlog.get_logger()
 
-MAX_ATTEMPTS = 20  # with the backoff below: about an hour and a half of trying
+MAX_ATTEMPTS = 20  # with the backoff below: about an hour of trying
 RECORD_EVERY = 20  # deliveries per recording transaction: the most a crash can make a receiver see twice
 
 CLAIM = """
@@ -28,7 +28,7 @@ WITH due AS (
     ORDER BY n.created_at LIMIT $1
     FOR UPDATE OF n SKIP LOCKED
 ), claimed AS (
-    UPDATE notification_outbox n SET claimed_until = now() + interval '30 seconds'
+    UPDATE notification_outbox n SET claimed_until = now() + interval '5 minutes'
     FROM due WHERE (n.notification_id, n.channel) = (due.notification_id, due.channel)
     RETURNING n.*
 )
@@ -40,12 +40,27 @@ SELECT e.order_id, coalesce(p.name, e.sku) AS name, e.quantity, e.eta
 FROM backorder_etas e LEFT JOIN products p USING (sku)
 WHERE e.order_id = ANY($1::text[]) AND e.eta IS NOT NULL ORDER BY e.order_id, e.sku
 """
-DISCOUNTS = "SELECT order_id, code, percent FROM discounts WHERE order_id = ANY($1::text[]) AND NOT mailed"
+DISCOUNTS = """
+SELECT order_id, code, percent FROM discounts
+WHERE order_id = ANY($1::text[]) AND NOT mailed AND cause = 'eta_slipped'
+"""
 MARK_SENT = """
 UPDATE notification_outbox SET sent_at = now()
 WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
 """
 MARK_DISCOUNTS_MAILED = "UPDATE discounts SET mailed = true WHERE order_id = ANY($1::text[])"
+# An ETA update touched while it was in flight: queue a follow-up, so the latest ETA is told too.
+FOLLOW_UP = """
+INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
+                                 send_after, channel)
+SELECT md5(n.notification_id::text || n.touched_at::text)::uuid, n.order_id, n.kind, '', '', n.correlation_id,
+       n.causation_id, now(), n.channel
+FROM notification_outbox n
+JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS sent(notification_id, channel, touched_at)
+    ON (n.notification_id, n.channel) = (sent.notification_id, sent.channel)
+WHERE n.touched_at > sent.touched_at
+ON CONFLICT DO NOTHING
+"""
 MARK_FAILED = "UPDATE notification_outbox SET failed_reason = $3 WHERE notification_id = $1 AND channel = $2"
 RETRY_LATER = """
 UPDATE notification_outbox SET attempts = attempts + 1, claimed_until = NULL,
@@ -133,6 +148,9 @@ class Dispatcher:
             mailed = [row["order_id"] for row, discount in delivered if discount and row["channel"] == "email"]
             if mailed:
                 await conn.execute(MARK_DISCOUNTS_MAILED, mailed)
+            updates = [(r["notification_id"], r["channel"], r["touched_at"]) for r, _ in delivered if r["kind"] == "eta_changed"]
+            if updates:
+                await conn.execute(FOLLOW_UP, *zip(*updates))
             await append(conn, events)
         for row, _ in delivered:
             log.info("notification sent", order_id=row["order_id"], kind=row["kind"], channel=row["channel"],

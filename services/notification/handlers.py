@@ -39,7 +39,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
 ON CONFLICT (sku) DO UPDATE SET status = EXCLUDED.status, available = EXCLUDED.available
 """
 SAVE_DISCOUNTS = """
-INSERT INTO discounts (order_id, code, percent) SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
+INSERT INTO discounts (order_id, code, percent, cause)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[])
 ON CONFLICT DO NOTHING
 """
 SAVE_ETAS = """
@@ -47,13 +48,6 @@ INSERT INTO backorder_etas (order_id, sku, quantity, eta)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::date[])
 ON CONFLICT (order_id, sku) DO UPDATE
 SET quantity = EXCLUDED.quantity, eta = coalesce(EXCLUDED.eta, backorder_etas.eta)
-"""
-# Revoked reservations join whatever of the line already waits.
-ADD_ETAS = """
-INSERT INTO backorder_etas (order_id, sku, quantity, eta)
-SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::date[])
-ON CONFLICT (order_id, sku) DO UPDATE
-SET quantity = backorder_etas.quantity + EXCLUDED.quantity, eta = EXCLUDED.eta
 """
 DROP_ETAS = """
 DELETE FROM backorder_etas e USING unnest($1::text[], $2::text[]) AS gone(order_id, sku)
@@ -70,8 +64,6 @@ WHERE p.sku = ANY($1::text[])
 ORDER BY p.sku, alt.position
 """
 PRODUCT_NAMES = "SELECT sku, name FROM products WHERE sku = ANY($1::text[])"
-# Any unique violation means "already queued": the same cause again, or an ETA update already pending
-# for the order (which is written at send time, so it will tell the latest).
 QUEUE = """
 INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
                                  send_after, channel)
@@ -80,6 +72,18 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
             $8::timestamptz[]) AS n
 CROSS JOIN unnest($9::text[]) AS channel
 ON CONFLICT DO NOTHING
+"""
+# One pending ETA update per order and channel, written at send time so that it tells the latest. A change
+# that finds one pending touches it: if that one is already being sent, a follow-up is queued after it.
+QUEUE_ETA_UPDATES = """
+INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
+                                 send_after, channel)
+SELECT n.notification_id, n.order_id, 'eta_changed', '', '', n.correlation_id, n.causation_id, n.send_after, channel
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+    AS n(notification_id, order_id, correlation_id, causation_id, send_after)
+CROSS JOIN unnest($6::text[]) AS channel
+ON CONFLICT (order_id, channel) WHERE kind = 'eta_changed' AND sent_at IS NULL AND failed_reason IS NULL
+DO UPDATE SET touched_at = clock_timestamp()
 """
 
 
@@ -98,24 +102,27 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s
         for row in await conn.fetch(IN_STOCK_ALTERNATIVES, skus):
             alternatives[row["for_sku"]].append((row["sku"], row["name"]))
     now = datetime.now(UTC)
-    queued = []
+    queued, eta_updates = [], {}
     for message in messages:
         body, envelope = message.body, message.envelope
         correlation = envelope.correlationid or envelope.id
-        if isinstance(body, BackorderEtaChanged):
-            queued.append((domain.notification_id("eta_changed", envelope.id), body.order_id, "eta_changed", "", "",
-                           correlation, envelope.id, now + timedelta(seconds=eta_window_s)))
+        # An ETA change, or goodwill for a slip (which the update carries), calls for an ETA update.
+        if isinstance(body, BackorderEtaChanged) or (isinstance(body, DiscountOffered) and body.cause == "eta_slipped"):
+            eta_updates.setdefault(body.order_id, (domain.notification_id("eta_changed", envelope.id), body.order_id,
+                                                   correlation, envelope.id, now + timedelta(seconds=eta_window_s)))
             continue
         sku = getattr(body, "sku", None)
         if n := domain.decide(body, envelope.id, names.get(sku, sku), alternatives.get(sku, [])[:3]):
             queued.append((n.notification_id, n.order_id, n.kind, n.subject, n.body, correlation, envelope.id, now))
     if queued:
         await conn.execute(QUEUE, *zip(*queued), list(channels))
+    if eta_updates:
+        await conn.execute(QUEUE_ETA_UPDATES, *zip(*eta_updates.values()), list(channels))
 
 
 async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:
     """Update the projections from the batch, folding it in order first: one statement per table."""
-    contacts, products, availability, discounts, revoked = [], {}, {}, [], []
+    contacts, products, availability, discounts = [], {}, {}, []
     etas: dict[tuple[str, str], tuple[int, object] | None] = {}  # None: no longer waiting
     for body in (m.body for m in messages):
         match body:
@@ -126,11 +133,11 @@ async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:
             case AvailabilityChanged():
                 availability[body.sku] = (body.sku, body.status, body.available)
             case DiscountOffered():
-                discounts.append((body.order_id, body.code, body.percent))
+                discounts.append((body.order_id, body.code, body.percent, body.cause))
             case BackorderCreated() | BackorderEtaChanged():
                 etas[(body.order_id, body.sku)] = (body.quantity, body.estimated_ship_date)
             case ReservationRevoked():
-                revoked.append((body.order_id, body.sku, body.quantity, body.estimated_ship_date))
+                etas[(body.order_id, body.sku)] = (body.waiting, body.estimated_ship_date)
             case BackorderFulfilled():
                 etas[(body.order_id, body.sku)] = (body.remaining, None) if body.remaining else None
             case BackorderCancelled():
@@ -139,6 +146,6 @@ async def _learn(conn: asyncpg.Connection, messages: list[Message]) -> None:
     gone = [(o, s) for (o, s), v in etas.items() if v is None]
     for statement, rows in ((SAVE_CONTACTS, contacts), (SAVE_PRODUCTS, list(products.values())),
                             (SAVE_AVAILABILITY, list(availability.values())), (SAVE_DISCOUNTS, discounts),
-                            (SAVE_ETAS, waiting), (DROP_ETAS, gone), (ADD_ETAS, revoked)):
+                            (SAVE_ETAS, waiting), (DROP_ETAS, gone)):
         if rows:
             await conn.execute(statement, *zip(*rows))

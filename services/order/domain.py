@@ -54,6 +54,7 @@ class Line(BaseModel):
     cancelled: int = 0
     cancelling: bool = False  # a cancellation was requested and inventory has not answered yet
     eta: date | None = None
+    waiting_since: date | None = None  # while units of the line wait: when they started to
     rejection: RejectedLine | None = None
 
     @property
@@ -76,11 +77,15 @@ class Order(BaseModel):
     status: Status = "placed"
     cancel_reason: str | None = None
     discount_code: str | None = None
-    waiting_since: date | None = None  # when its oldest backorder still waiting was placed
     being_cancelled: dict[str, int] = {}  # units cancelled so far in the cancellation under way, by sku
 
     def line(self, sku: str) -> Line:
         return next(line for line in self.lines if line.sku == sku)
+
+    @property
+    def waiting_since(self) -> date | None:
+        """When the longest-waiting backordered units of the order started to wait."""
+        return min((line.waiting_since for line in self.lines if line.backordered and line.waiting_since), default=None)
 
 
 def place(order: Order | None, cmd: PlaceOrder) -> list[Event]:
@@ -139,7 +144,8 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
             recorded = OrderLineFulfilled(order_id=order.order_id, sku=event.sku, quantity=event.quantity)
         case ReservationRevoked():
             recorded = OrderLineReservationRevoked(order_id=order.order_id, sku=event.sku, quantity=event.quantity,
-                                                   estimated_ship_date=event.estimated_ship_date)
+                                                   estimated_ship_date=event.estimated_ship_date,
+                                                   revoked_on=event.revoked_on)
         case OutOfStock():
             recorded = OrderLineRejected(
                 order_id=order.order_id, sku=event.sku, quantity=event.quantity, reason=event.reason, message=event.message
@@ -181,8 +187,11 @@ def offer_goodwill_for_wait(order: Order, today: date, wait_days: int, percent: 
 def _cancellation_outcome(order: Order) -> list[Event]:
     cancelled = [CancelledLine(sku=sku, quantity=q) for sku, q in order.being_cancelled.items() if q]
     if not cancelled:
-        return [CancellationRefused(order_id=order.order_id,
-                                    reason="everything was already filled from a receipt and ships expedited")]
+        order.cancel_reason = None
+        if any(line.fulfilled for line in order.lines):
+            return [CancellationRefused(order_id=order.order_id,
+                                        reason="everything was already filled from a receipt and ships expedited")]
+        return []  # nothing was left: an earlier cancellation (a discontinued product) took it
     prices = {line.sku: line.unit_price for line in order.lines}
     amount = None
     if all(prices[c.sku] is not None for c in cancelled):
@@ -253,8 +262,7 @@ def evolve(order: Order | None, event: Event) -> Order:
             line = order.line(event.sku)
             line.backordered += event.quantity
             line.eta = event.estimated_ship_date
-            if event.backordered_on and (order.waiting_since is None or event.backordered_on < order.waiting_since):
-                order.waiting_since = event.backordered_on
+            line.waiting_since = line.waiting_since or event.backordered_on
         case OrderLineEtaChanged():
             order.line(event.sku).eta = event.estimated_ship_date
         case OrderLineReservationRevoked():
@@ -264,12 +272,13 @@ def evolve(order: Order | None, event: Event) -> Order:
             line.fulfilled -= event.quantity - from_stock
             line.backordered += event.quantity
             line.eta = event.estimated_ship_date
+            line.waiting_since = line.waiting_since or event.revoked_on
         case OrderLineFulfilled():
             line = order.line(event.sku)
             line.backordered -= event.quantity
             line.fulfilled += event.quantity
             if not line.backordered:
-                line.eta = None
+                line.eta = line.waiting_since = None
         case OrderLineRejected():
             order.line(event.sku).rejection = RejectedLine(sku=event.sku, reason=event.reason, message=event.message)
         case OrderConfirmed():
@@ -278,7 +287,6 @@ def evolve(order: Order | None, event: Event) -> Order:
             order.status = "backordered"
         case OrderReadyToShip():
             order.status = "ready_to_ship"
-            order.waiting_since = None
         case OrderRejected():
             order.status = "rejected"
         case CancellationRequested():
@@ -293,14 +301,16 @@ def evolve(order: Order | None, event: Event) -> Order:
             line.cancelled += event.released + event.backorder_cancelled
             line.cancelling = False
             if not line.backordered:
-                line.eta = None
-            if event.reason:  # inventory cancelled on its own, and says why
+                line.eta = line.waiting_since = None
+            if event.reason and order.cancel_reason is None:  # inventory cancelled on its own, and says why
                 order.cancel_reason = event.reason
-            order.being_cancelled[event.sku] = event.released + event.backorder_cancelled
+            order.being_cancelled[event.sku] = (
+                order.being_cancelled.get(event.sku, 0) + event.released + event.backorder_cancelled)
         case DiscountOffered():
             order.discount_code = event.code
         case OrderCancelled():
             order.being_cancelled = {}
+            order.cancel_reason = None
             if event.whole_order:
                 order.status = "cancelled"
     return order

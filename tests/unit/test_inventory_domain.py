@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from contracts.commands import (
     AdjustStock,
+    CancelReplenishment,
     DiscontinueProduct,
     ExpectReplenishment,
     OrderLine,
@@ -150,6 +151,9 @@ commands = st.lists(
         st.tuples(st.just("cancel"), st.integers(0, 39), st.booleans()),
         st.tuples(st.just("reschedule"), st.integers(0, 39), st.integers(0, 30)),
         st.tuples(st.just("count"), st.integers(0, 20), st.booleans()),
+        st.tuples(st.just("cancel_po"), st.integers(0, 39), st.booleans()),
+        st.tuples(st.just("lead_time"), st.integers(0, 30), st.booleans()),
+        st.tuples(st.just("discontinue"), st.integers(0, 1), st.booleans()),
     ),
     max_size=40,
 )
@@ -163,6 +167,12 @@ def test_stock_is_never_over_allocated_and_events_fold_back_to_the_state(script)
     for i, (kind, quantity, flag) in enumerate(script):
         if kind == "order":
             events += allocate(state, f"o{i}", quantity, allow_backorder=flag)
+        elif kind == "cancel_po":
+            events += domain.cancel_replenishment(state, CancelReplenishment(po_id=f"p{quantity}", sku="A"), TODAY)
+        elif kind == "lead_time":
+            events += domain.update_product(state, UpdateProduct(sku="A", lead_time_days=quantity), TODAY)
+        elif kind == "discontinue":
+            events += domain.discontinue_product(state, DiscontinueProduct(sku="A"), TODAY)
         elif kind == "count":
             events += domain.adjust_stock(state, AdjustStock(sku="A", counted_quantity=quantity, reason="count"), TODAY)
         elif kind == "reschedule":
@@ -261,6 +271,18 @@ def test_a_count_below_what_is_reserved_sends_the_newest_reservations_back_to_th
     assert revoked == [("new", 3), ("old", 1)]
     assert [(b.order_id, b.quantity) for b in state.backorders] == [("old", 1), ("new", 3), ("waiting", 1)]
     assert (state.on_hand, state.reserved) == (1, 1)
+
+
+def test_reservations_sent_back_by_a_count_are_told_their_final_eta_once():
+    state = product()
+    receive(state, 4)
+    allocate(state, "old", 2)
+    allocate(state, "new", 2)
+    domain.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=2, expected_on=date(2026, 12, 1)), TODAY)
+    events = domain.adjust_stock(state, AdjustStock(sku="A", counted_quantity=0, reason="theft"), TODAY)
+    revoked = {e.order_id: e.estimated_ship_date for e in events if isinstance(e, ReservationRevoked)}
+    assert revoked == {"old": date(2026, 12, 1), "new": TODAY + timedelta(days=14)}
+    assert not [e for e in events if isinstance(e, BackorderEtaChanged) and e.order_id in revoked]
 
 
 def test_a_count_above_the_books_fills_waiting_backorders():

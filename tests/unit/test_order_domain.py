@@ -41,7 +41,8 @@ def test_placing_an_order_twice_places_it_once():
 
 def test_order_is_confirmed_once_every_line_is_reserved():
     order = placed(("A", 2), ("B", 1))
-    assert [type(e) for e in domain.record_allocation(order, StockReserved(order_id="o1", sku="A", quantity=2))] != []
+    events = domain.record_allocation(order, StockReserved(order_id="o1", sku="A", quantity=2))
+    assert [type(e).__name__ for e in events] == ["OrderLineReserved"]
     assert order.status == "placed"
     events = domain.record_allocation(order, StockReserved(order_id="o1", sku="B", quantity=1))
     assert isinstance(events[-1], OrderConfirmed) and order.status == "confirmed"
@@ -115,3 +116,21 @@ def test_a_receipt_that_wins_the_race_with_a_cancellation_makes_it_refused():
     domain.record_allocation(order, BackorderFulfilled(order_id="o1", sku="A", quantity=2, remaining=0))
     events = domain.record_allocation(order, StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=2))
     assert isinstance(events[-2], CancellationRefused) and isinstance(events[-1], OrderReadyToShip)
+
+
+def test_a_customer_cancel_crossing_a_discontinue_refunds_every_unit_once():
+    order = placed(("A", 4), ("B", 1))
+    order.lines[0].unit_price, order.lines[1].unit_price = Decimal("5"), Decimal("7")
+    domain.record_allocation(
+        order, BackorderCreated(order_id="o1", sku="A", quantity=4, estimated_ship_date=ETA, backordered_on=ETA))
+    domain.record_allocation(order, StockReserved(order_id="o1", sku="B", quantity=1))
+    domain.cancel(order, CancelOrder(order_id="o1", reason="changed my mind"))
+    # Inventory discontinued A before it saw the customer's request, then answered the request.
+    events = domain.record_allocation(order, StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=4,
+                                                           kept=0, reason="A is discontinued"))
+    events += domain.record_allocation(order, StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=0))
+    events += domain.record_allocation(order, StockReleased(order_id="o1", sku="B", quantity=1, backorder_cancelled=0, kept=0))
+    cancelled = [e for e in events if isinstance(e, OrderCancelled)]
+    assert len(cancelled) == 1 and cancelled[0].refund_amount == Decimal("27") and cancelled[0].whole_order
+    assert cancelled[0].reason == "changed my mind"
+    assert not [e for e in events if isinstance(e, CancellationRefused)]
