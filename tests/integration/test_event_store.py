@@ -5,14 +5,25 @@ from functools import partial
 
 import pytest
 
-from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProduct, ExpectReplenishment
+from contracts.commands import (
+    AdjustStock,
+    CancelOrder,
+    ExpectReplenishment,
+    OrderLine,
+    PlaceOrder,
+    ReceiveStock,
+    RegisterProduct,
+)
 from contracts.envelope import Envelope
 from contracts.events import BackorderCreated, OrderPlaced, ProductRegistered
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_COMMANDS, ORDERS_EVENTS
+from services.inventory import domain
 from services.inventory import handlers as inventory
 from services.inventory.domain import Sku
 from services.order import handlers as orders
-from services.runtime.eventstore import ConcurrencyError, Streams
+from services.inventory.app import SERVICE as INVENTORY
+from services.order.app import SERVICE as ORDER
+from services.runtime.eventstore import ConcurrencyError, Streams, replay
 from tests.integration.helpers import message
 
 TODAY = date(2026, 11, 25)
@@ -65,24 +76,45 @@ async def test_rebuilt_projections_equal_the_live_ones(pools):
                    lines=[OrderLine(sku="A", quantity=3), OrderLine(sku="B", quantity=1)])
         for i in range(4)
     ]
-    await run(order_pool, partial(orders.handle, goodwill_percent=10), [message(ORDERS_COMMANDS, p) for p in placed])
-    # Inventory allocates the placed orders, and the order service records what inventory decided.
-    order_placed = [message(ORDERS_EVENTS, OrderPlaced(**p.model_dump())) for p in placed]
-    async with inventory_pool.acquire() as conn, conn.transaction():
-        await inventory.handle(conn, order_placed, TODAY)
-        allocation = await conn.fetch("SELECT type, data::text FROM events WHERE type <> 'ProductRegistered' "
-                                      "AND data ? 'order_id' ORDER BY position")
-    await run(order_pool, partial(orders.handle, goodwill_percent=10),
-              [message("inventory.events", inventory.parse_event(r["type"], r["data"])) for r in allocation])
-    await run(inventory_pool, lambda c, m: inventory.handle(c, m, TODAY),
+    order_handle = partial(orders.handle, goodwill_percent=10)
+    inventory_handle = partial(inventory.handle, today=TODAY)
+    forwarded = {"order": 0, "inventory": 0}
+
+    async def forward(source, target, target_pool, target_handle, topic, parse):
+        """Hand what one service appended since last time to the other, as the relay and Kafka would,
+        keeping to the types the other reads."""
+        reads = next(sub.models for sub in target.subscriptions if sub.topic == topic)
+        rows = await (await pools(source)).fetch(
+            "SELECT position, type, data::text FROM events WHERE position > $1 ORDER BY position", forwarded[source])
+        if rows:
+            forwarded[source] = rows[-1]["position"]
+            wanted = [message(topic, parse(r["type"], r["data"])) for r in rows if r["type"] in reads]
+            if wanted:
+                await run(target_pool, target_handle, wanted)
+
+    async def settle_between_services():
+        for _ in range(3):
+            await forward("order", INVENTORY, inventory_pool, inventory_handle, ORDERS_EVENTS, orders.parse_event)
+            await forward("inventory", ORDER, order_pool, order_handle, "inventory.events", inventory.parse_event)
+
+    await run(order_pool, order_handle, [message(ORDERS_COMMANDS, p) for p in placed])
+    await settle_between_services()
+    await run(inventory_pool, inventory_handle,
               [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="r2", sku="A", quantity=4))])
+    await run(order_pool, order_handle, [message(ORDERS_COMMANDS, CancelOrder(order_id="o3", reason="no"))])
+    await settle_between_services()
+    await run(inventory_pool, inventory_handle,
+              [message(INVENTORY_COMMANDS, AdjustStock(sku="A", counted_quantity=4, reason="count"))])
+    await settle_between_services()
 
     live_inventory = await inventory_pool.fetch("SELECT sku, name, status, on_hand, reserved, available, backordered, "
                                                 "backorder_eta FROM availability ORDER BY sku")
     live_orders = await order_pool.fetch("SELECT * FROM order_lines ORDER BY order_id, sku")
     live_status = await order_pool.fetch("SELECT order_id, status FROM orders ORDER BY order_id")
-    assert {r["status"] for r in live_status} == {"backordered", "confirmed"}
+    assert {r["status"] for r in live_status} == {"backordered", "cancelled", "confirmed"}
     assert any(r["rejection_reason"] == "not_backorderable" for r in live_orders)
+    assert await inventory_pool.fetchval("SELECT count(*) FROM events WHERE type = 'ReservationRevoked'") > 0
+    live_snapshots = await inventory_pool.fetch("SELECT stream_id, version, state::text FROM snapshots ORDER BY 1")
 
     async with inventory_pool.acquire() as conn:
         await inventory.rebuild_projections(conn, TODAY)
@@ -93,6 +125,9 @@ async def test_rebuilt_projections_equal_the_live_ones(pools):
                                       "backorder_eta FROM availability ORDER BY sku") == live_inventory
     assert await order_pool.fetch("SELECT * FROM order_lines ORDER BY order_id, sku") == live_orders
     assert await order_pool.fetch("SELECT order_id, status FROM orders ORDER BY order_id") == live_status
+    async with inventory_pool.acquire() as conn:
+        replayed = await replay(conn, inventory.parse_event, domain.evolve, lambda sku: domain.Sku(sku=sku))
+    assert {r["stream_id"]: domain.Sku.model_validate_json(r["state"]) for r in live_snapshots} == replayed
 
 
 async def test_goodwill_review_offers_a_discount_once_to_orders_that_waited_long(pools):
