@@ -37,12 +37,6 @@ class Broker:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
-    def pause(self) -> None:
-        os.killpg(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.killpg(self.process.pid, signal.SIGCONT)
-
 
 def java_17_or_newer() -> bool:
     if not shutil.which("java"):

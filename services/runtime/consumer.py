@@ -68,10 +68,6 @@ class BatchConsumer:
         self._publish = publish
         self._after_commit = after_commit
 
-    @property
-    def topics(self) -> list[str]:
-        return list(self._subscriptions)
-
     async def process(self, records: Sequence[ConsumerRecord]) -> None:
         good: list[tuple[ConsumerRecord, Message]] = []
         dead: list[tuple[ConsumerRecord, str]] = []
