@@ -114,11 +114,12 @@ def discontinue_product(state: Sku, cmd: DiscontinueProduct, today: date) -> lis
     if state.product.discontinued:
         return []
     events = _apply(state, [ProductDiscontinued(sku=cmd.sku, reason=cmd.reason)])
-    return events + _cancel_what_supply_cannot_fill(state, cmd.reason)
+    return events + _cancel_what_supply_cannot_fill(state, today, cmd.reason)
 
 
-def _cancel_what_supply_cannot_fill(state: Sku, reason: str | None = None) -> list[Event]:
-    """For a discontinued product: waiting units that no expected replenishment will fill are cancelled."""
+def _cancel_what_supply_cannot_fill(state: Sku, today: date, reason: str | None = None) -> list[Event]:
+    """For a discontinued product: waiting units that no expected replenishment will fill are cancelled;
+    what still waits may now count on a nearer replenishment."""
     if not (state.product and state.product.discontinued):
         return []
     why = f"{state.product.name} is discontinued" + (f": {reason}" if reason else "")
@@ -133,7 +134,7 @@ def _cancel_what_supply_cannot_fill(state: Sku, reason: str | None = None) -> li
                 StockReleased(order_id=backorder.order_id, sku=state.sku, quantity=0,
                               backorder_cancelled=uncovered, kept=0, reason=why),
             ]
-    return _apply(state, cancellations)
+    return _apply(state, cancellations) + _apply(state, _eta_changes(state, today))
 
 
 class UnknownProduct(Exception):
@@ -159,15 +160,15 @@ def cancel_replenishment(state: Sku, cmd: CancelReplenishment, today: date) -> l
     if not any(r.po_id == cmd.po_id for r in state.replenishments):
         return []
     events = _apply(state, [ReplenishmentCancelled(**cmd.model_dump())])
-    events += _cancel_what_supply_cannot_fill(state)
-    return events + _apply(state, _eta_changes(state, today))
+    events += _apply(state, _eta_changes(state, today))
+    return events + _cancel_what_supply_cannot_fill(state, today)
 
 
 def receive_stock(state: Sku, cmd: ReceiveStock, today: date) -> list[Event]:
     """Stock arrives: fill waiting backorders oldest first, partially if short; the rest is available."""
     events = _apply(state, [StockReceived(**cmd.model_dump())])
     events += _fill_backorders(state, today)
-    return events + _cancel_what_supply_cannot_fill(state)
+    return events + _cancel_what_supply_cannot_fill(state, today)
 
 
 def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
