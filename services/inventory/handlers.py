@@ -20,7 +20,7 @@ from contracts.commands import (
 from contracts.events import INVENTORY_EVENTS, CancellationRequested, Event, OrderPlaced
 from services.inventory import domain, projections
 from services.inventory.domain import Sku
-from services.runtime.eventstore import Streams, replay
+from services.runtime.eventstore import Streams, lock_appends, replay
 from services.runtime.messages import Message, Unhandleable
 
 
@@ -97,5 +97,8 @@ def parse_event(type_: str, data: str) -> Event:
 
 
 async def rebuild_projections(conn: asyncpg.Connection, today: date) -> None:
-    states = await replay(conn, parse_event, domain.evolve, lambda sku: Sku(sku=sku))
-    await projections.rebuild(conn, states.values(), today)
+    """Drop and rebuild the read model from the event store; appends wait meanwhile."""
+    async with conn.transaction():
+        await lock_appends(conn)
+        states = await replay(conn, parse_event, domain.evolve, lambda sku: Sku(sku=sku))
+        await projections.rebuild(conn, states.values(), today)

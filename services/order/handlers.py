@@ -11,7 +11,7 @@ from contracts.envelope import Envelope
 from contracts.events import ORDER_EVENTS, Event
 from services.order import domain, projections
 from services.order.domain import Order
-from services.runtime.eventstore import Streams, replay
+from services.runtime.eventstore import Streams, lock_appends, replay
 from services.runtime.messages import Message, Unhandleable
 
 log = structlog.get_logger()
@@ -78,5 +78,8 @@ def parse_event(type_: str, data: str) -> Event:
 
 
 async def rebuild_projections(conn: asyncpg.Connection) -> None:
-    states = await replay(conn, parse_event, domain.evolve, lambda _: None)
-    await projections.rebuild(conn, states.values())
+    """Drop and rebuild the read model from the event store; appends wait meanwhile."""
+    async with conn.transaction():
+        await lock_appends(conn)
+        states = await replay(conn, parse_event, domain.evolve, lambda _: None)
+        await projections.rebuild(conn, states.values())

@@ -119,6 +119,11 @@ async def append(conn: asyncpg.Connection, events: list[NewEvent]) -> None:
         raise ConcurrencyError(str(error)) from error
 
 
+async def lock_appends(conn: asyncpg.Connection) -> None:
+    """Hold off appends to this schema until the caller's transaction ends (a rebuild's consistent view)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.events'))")
+
+
 async def replay(
     conn: asyncpg.Connection,
     parse: Callable[[str, str], Event],

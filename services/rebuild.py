@@ -1,0 +1,33 @@
+"""Drops and rebuilds a service's read models from its event store: `make rebuild SERVICE=order` (or
+`inventory`). Safe while the service runs: its appends wait for the rebuild's transaction. The notification
+service's read models are built from other services' events and are not rebuilt here."""
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+
+from services.inventory import handlers as inventory
+from services.order import handlers as order
+from services.runtime import db
+from services.runtime.settings import Settings
+
+REBUILDERS = {
+    "order": order.rebuild_projections,
+    "inventory": lambda conn: inventory.rebuild_projections(conn, datetime.now(UTC).date()),
+}
+
+
+async def main(service: str) -> None:
+    settings = Settings(service)
+    await db.migrate(settings.database_url, service)
+    pool = await db.connect_pool(settings.database_url, service, max_size=1)
+    async with pool.acquire() as conn:
+        await REBUILDERS[service](conn)
+    await pool.close()
+    print(f"rebuilt the {service} read models from its event store")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("service", choices=sorted(REBUILDERS))
+    asyncio.run(main(parser.parse_args().service))
