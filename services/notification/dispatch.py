@@ -5,7 +5,6 @@ Idempotency-Key), so a receiver can drop the few repeats a crash between a chann
 can cause. Rows being sent are leased, so that two dispatchers never send one. A failed delivery is retried
 with backoff; a refused one is kept with why."""
 
-import asyncio
 
 import asyncpg
 import structlog
@@ -14,6 +13,7 @@ from contracts.events import NotificationSent
 from services.notification import domain
 from services.notification.channels import Outgoing, Permanent, Temporary
 from services.runtime.eventstore import NewEvent, append
+from services.runtime.loops import Wakeup, drain, run_forever
 
 log = structlog.get_logger()
 
@@ -80,30 +80,18 @@ class Dispatcher:
         self._channels = {c.channel: c for c in channels if c is not None}
         self._on_recorded = on_recorded
         self._batch_size = batch_size
-        self._wakeup = asyncio.Event()
+        self._wakeup = Wakeup()
 
     def wake(self) -> None:
         self._wakeup.set()
 
     async def run(self) -> None:
-        backoff = 0.5
+        await run_forever(self._dispatch_forever, "sending notifications")
+
+    async def _dispatch_forever(self) -> None:
         while True:
-            try:
-                while await self.dispatch_once() == self._batch_size:
-                    pass
-                backoff = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # the database: try again, never die
-                log.warning("sending notifications failed, will retry", error=repr(error), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30)
-                continue
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
-            except TimeoutError:
-                pass
-            self._wakeup.clear()
+            await drain(self.dispatch_once, self._batch_size)
+            await self._wakeup.wait()
 
     async def dispatch_once(self) -> int:
         """Send one batch of due notifications; returns how many were due."""

@@ -14,6 +14,7 @@ import structlog
 
 from services.runtime import metrics
 from services.runtime.db import schema, session_settings
+from services.runtime.loops import Wakeup, drain, run_forever
 
 log = structlog.get_logger()
 
@@ -35,25 +36,13 @@ class OutboxRelay:
         self._key_field = key_field
         self._publish = publish
         self._batch_size = batch_size
-        self._wakeup = asyncio.Event()
+        self._wakeup = Wakeup()
 
     def wake(self) -> None:
         self._wakeup.set()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            started = asyncio.get_running_loop().time()
-            try:
-                await self._run_as_leader()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                # Back off on repeated failures; a relay that ran a while before failing starts again at once.
-                failures = 1 if asyncio.get_running_loop().time() - started > 30 else failures + 1
-                backoff = min(0.25 * 2**failures, 10)
-                log.warning("outbox relay failed, restarting", error=repr(error), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
+        await run_forever(self._run_as_leader, "outbox relay")
 
     async def _run_as_leader(self) -> None:
         conn = await asyncpg.connect(self._database_url, server_settings=session_settings(self._service))
@@ -62,13 +51,8 @@ class OutboxRelay:
                 await asyncio.sleep(1)
             await conn.add_listener(f"{schema(self._service)}_events", lambda *_: self.wake())
             while True:
-                self._wakeup.clear()
-                if await self._publish_pending(conn) == self._batch_size:
-                    continue
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
+                await drain(lambda: self._publish_pending(conn), self._batch_size)
+                await self._wakeup.wait()
         finally:
             await conn.close()
 
