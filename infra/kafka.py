@@ -16,8 +16,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from infra import blocking, tansu
-from infra.postgres import STATE
+from infra import STATE, blocking, tansu
 
 PROJECT = Path(__file__).parent / "apache_kafka"
 

@@ -5,14 +5,12 @@ import asyncio
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import asyncpg
 
-from infra import blocking
+from infra import STATE, blocking
 from services.runtime.settings import DEFAULT_DATABASE_URL
 
-STATE = Path(os.environ.get("ORDERFLOW_STATE_DIR", Path(__file__).resolve().parent.parent / ".local"))
 
 
 async def answers(url: str) -> bool:

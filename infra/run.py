@@ -9,7 +9,7 @@ import signal
 import socket
 import time
 
-from infra import kafka, postgres
+from infra import STATE, kafka, postgres
 from infra.mailsink import MailSink
 from infra.services import SERVICES, start_services, stop_services, wait_healthy
 from infra.topics import create_topics
@@ -49,7 +49,7 @@ def main() -> None:
             broker = kafka.start_local_broker(9092)
             stack.callback(broker.stop)
             bootstrap = broker.bootstrap_servers
-            kafka_info = f"{bootstrap} ({broker.kind}, data in {postgres.STATE})"
+            kafka_info = f"{bootstrap} ({broker.kind}, data in {STATE})"
             env["KAFKA_SESSION_TIMEOUT_MS"] = "2000"
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
@@ -59,7 +59,7 @@ def main() -> None:
         if smtp_url := os.environ.get("SMTP_URL"):
             mail_info = f"{smtp_url} (SMTP_URL)"
         else:
-            sink = MailSink(postgres.STATE / "mail").start()
+            sink = MailSink(STATE / "mail").start()
             stack.callback(sink.stop)
             smtp_url = sink.url
             mail_info = f"{smtp_url}, each mail kept as a file in {sink.folder}"

@@ -123,3 +123,19 @@ async def eventually(check: Callable[[], object], timeout: float = 30) -> object
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+def only(items: list):
+    """The one item; fails (so that `eventually` tries again) while there are none or several."""
+    assert len(items) == 1, items
+    return items[0]
+
+
+def exactly(items: list, n: int) -> list:
+    assert len(items) == n, items
+    return items
+
+
+def at_least(items: list, n: int) -> list:
+    assert len(items) >= n, items
+    return items

@@ -5,7 +5,6 @@ Idempotency-Key), so a receiver can drop the few repeats a crash between a chann
 can cause. Rows being sent are leased, so that two dispatchers never send one. A failed delivery is retried
 with backoff; a refused one is kept with why."""
 
-
 import asyncpg
 import structlog
 

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from contracts.commands import ExpectReplenishment, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, unique
+from tests.support import eventually, exactly, only, unique
 
 
 async def register(stack, sku: str, stock: int = 0, lead_time_days: int = 10) -> None:
@@ -35,7 +35,7 @@ async def test_in_stock_order_is_reserved_confirmed_and_the_customer_told(stack)
     assert envelope["specversion"] == "1.0" and envelope["correlationid"] and envelope["causationid"]
     sent = await stack.bus.wait_for(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id)
     assert sent[0].data["kind"] == "order_confirmed" and sent[0].data["channel"] == "email"
-    mails = await eventually(lambda: _one(stack.mails_to(email)))
+    mails = await eventually(lambda: only(stack.mails_to(email)))
     assert f"Order {order_id} is confirmed" in mails["Subject"]
 
     order = (await stack.get("order", f"/orders/{order_id}")).json()
@@ -59,7 +59,7 @@ async def test_short_order_is_partly_backordered_with_an_eta_then_filled_and_shi
     assert date.fromisoformat(backorder["estimated_ship_date"]) in (today + timedelta(days=10), today + timedelta(days=11))
     await stack.bus.wait_for(INVENTORY_EVENTS, "StockReserved", order_id=order_id, quantity=3)
     await stack.bus.wait_for(ORDERS_EVENTS, "OrderBackordered", order_id=order_id)
-    backorder_mail = await eventually(lambda: _one(stack.mails_to(email)))
+    backorder_mail = await eventually(lambda: only(stack.mails_to(email)))
     assert "backordered" in backorder_mail["Subject"]
     assert backorder["estimated_ship_date"] in backorder_mail.get_content()
 
@@ -74,7 +74,7 @@ async def test_short_order_is_partly_backordered_with_an_eta_then_filled_and_shi
     assert (fulfilled["quantity"], fulfilled["remaining"], fulfilled["expedited"]) == (2, 0, True)
     await stack.bus.wait_for(ORDERS_EVENTS, "OrderReadyToShip", order_id=order_id)
     await stack.bus.wait_for(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, kind="backorder_fulfilled")
-    mails = await eventually(lambda: _count(stack.mails_to(email), 2))
+    mails = await eventually(lambda: exactly(stack.mails_to(email), 2))
     assert "ships now, expedited" in mails[1]["Subject"]
     order = (await stack.get("order", f"/orders/{order_id}")).json()
     assert order["status"] == "ready_to_ship"
@@ -129,14 +129,6 @@ async def test_line_that_cannot_be_ordered_is_rejected_with_a_reason(stack):
     assert (await stack.get("order", f"/orders/{order_id}")).json()["status"] == "rejected"
 
 
-def _one(items: list):
-    assert len(items) == 1, items
-    return items[0]
-
-
-def _count(items: list, n: int) -> list:
-    assert len(items) == n, items
-    return items
 
 
 async def test_availability_changes_are_published_and_the_backorder_mail_offers_alternatives_in_stock(stack):
@@ -153,7 +145,7 @@ async def test_availability_changes_are_published_and_the_backorder_mail_offers_
 
     await stack.bus.send(ORDERS_COMMANDS, place(order_id, sku, 1, email), order_id)
 
-    mail = await eventually(lambda: _one(stack.mails_to(email)))
+    mail = await eventually(lambda: only(stack.mails_to(email)))
     assert "Blue Kettle is backordered" in mail["Subject"]
     text = mail.get_content()
     assert f"Product {in_stock} ({in_stock})" in text and sold_out not in text

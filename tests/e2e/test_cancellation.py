@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.commands import CancelOrder, ExpectReplenishment, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, settle, unique
+from tests.support import eventually, only, settle, unique
 
 
 async def product(stack, sku: str, stock: int = 0) -> None:
@@ -134,6 +134,4 @@ def _dead_lettered(stack, key: str) -> None:
 
 
 def _with_subject(mails: list, text: str):
-    found = [m for m in mails if text in m["Subject"]]
-    assert len(found) == 1, [m["Subject"] for m in mails]
-    return found[0]
+    return only([m for m in mails if text in m["Subject"]])

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.commands import DiscontinueProduct, ExpectReplenishment, OrderLine, PlaceOrder, RegisterProduct, UpdateProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, unique
+from tests.support import eventually, only, unique
 
 
 async def backorder(stack, sku: str, quantity: int, email: str = "p@example.com") -> str:
@@ -31,7 +31,7 @@ async def test_discontinuing_cancels_with_a_refund_only_the_backorders_expected_
     cancelled = (await stack.bus.wait_for(ORDERS_EVENTS, "OrderCancelled", order_id=stranded))[0].data
     assert cancelled["reason"] == "Old Radio is discontinued: no longer made"
     assert cancelled["refund_amount"] == "5.00" and cancelled["whole_order"]
-    mail = await eventually(lambda: _one([m for m in stack.mails_to(email) if "cancellation" in m["Subject"]]))
+    mail = await eventually(lambda: only([m for m in stack.mails_to(email) if "cancellation" in m["Subject"]]))
     assert "discontinued" in mail.get_content()
     assert not stack.bus.events(ORDERS_EVENTS, "OrderCancelled", order_id=covered)
     assert (await stack.get("order", f"/orders/{covered}")).json()["status"] == "backordered"
@@ -61,10 +61,5 @@ async def test_a_new_lead_time_moves_the_eta_of_waiting_backorders(stack):
 async def test_updating_an_unknown_product_is_dead_lettered_with_the_reason(stack):
     sku = unique("ghost")
     await stack.bus.send(INVENTORY_COMMANDS, UpdateProduct(sku=sku, lead_time_days=3), sku)
-    dead = await eventually(lambda: _one([d for d in stack.bus.events("inventory.commands.dlq") if d.key == sku.encode()]))
+    dead = await eventually(lambda: only([d for d in stack.bus.events("inventory.commands.dlq") if d.key == sku.encode()]))
     assert "no such product" in dead.headers["dlq.error"]
-
-
-def _one(items: list):
-    assert len(items) == 1, items
-    return items[0]

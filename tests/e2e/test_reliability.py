@@ -5,7 +5,7 @@ import json
 
 from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, settle, unique
+from tests.support import eventually, only, settle, unique
 
 
 async def product(stack, sku: str, stock: int) -> None:
@@ -27,7 +27,7 @@ async def test_duplicate_place_order_has_the_effect_of_one(stack):
         await stack.bus.send(ORDERS_COMMANDS, order(order_id, sku, 2, email), order_id)
 
     await stack.bus.wait_for(ORDERS_EVENTS, "OrderConfirmed", order_id=order_id)
-    await eventually(lambda: _exactly_one(stack.mails_to(email)))
+    await eventually(lambda: only(stack.mails_to(email)))
     await settle()
     assert len(stack.bus.events(ORDERS_EVENTS, "OrderPlaced", order_id=order_id)) == 1
     assert len(stack.bus.events(INVENTORY_EVENTS, "StockReserved", order_id=order_id)) == 1
@@ -109,7 +109,3 @@ async def test_200_concurrent_orders_for_50_in_stock_reserve_exactly_50(stack):
     assert len({r.data["order_id"] for r in reserved} | {b.data["order_id"] for b in backordered}) == 200
     availability = (await stack.get("inventory", f"/availability/{sku}")).json()
     assert (availability["on_hand"], availability["reserved"], availability["backordered"]) == (50, 50, 150)
-
-
-def _exactly_one(items: list) -> None:
-    assert len(items) == 1, items

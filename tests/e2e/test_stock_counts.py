@@ -3,7 +3,7 @@ back to backorder and tells their customers; no reservation points at stock that
 
 from contracts.commands import AdjustStock, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, unique
+from tests.support import eventually, only, unique
 
 
 async def test_a_count_below_what_is_reserved_backorders_the_newest_reservations_and_tells_the_customer(stack):
@@ -24,7 +24,7 @@ async def test_a_count_below_what_is_reserved_backorders_the_newest_reservations
     assert [(r.data["order_id"], r.data["quantity"]) for r in revoked] == [(newer, 1)]
     await stack.bus.wait_for(ORDERS_EVENTS, "OrderBackordered", order_id=newer)
     await stack.bus.wait_for(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=newer, kind="reservation_revoked")
-    mail = await eventually(lambda: _one([m for m in stack.mails_to(f"{newer}@example.com") if "stock count" in m["Subject"]]))
+    mail = await eventually(lambda: only([m for m in stack.mails_to(f"{newer}@example.com") if "stock count" in m["Subject"]]))
     assert revoked[0].data["estimated_ship_date"] in mail.get_content()
     line = (await stack.get("order", f"/orders/{newer}")).json()["lines"][0]
     assert (line["reserved"], line["backordered"]) == (1, 1)
@@ -36,8 +36,3 @@ async def test_a_count_below_what_is_reserved_backorders_the_newest_reservations
 
     await stack.bus.wait_for(INVENTORY_EVENTS, "BackorderFulfilled", order_id=newer)
     await stack.bus.wait_for(ORDERS_EVENTS, "OrderReadyToShip", order_id=newer)
-
-
-def _one(items: list):
-    assert len(items) == 1, items
-    return items[0]

@@ -5,7 +5,7 @@ from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProd
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS
 from services.notification.channels import signature
 from tests.e2e.conftest import WEBHOOK_SECRET
-from tests.support import eventually, settle, unique
+from tests.support import at_least, eventually, settle, unique
 
 
 async def test_notifications_reach_the_webhook_signed_and_a_failed_delivery_is_retried_under_the_same_key(stack):
@@ -18,7 +18,7 @@ async def test_notifications_reach_the_webhook_signed_and_a_failed_delivery_is_r
                                                      lines=[OrderLine(sku=sku, quantity=1)]), order_id)
 
     sent = await stack.bus.wait_for(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, channel="webhook")
-    deliveries = await eventually(lambda: _at_least(stack.webhook.deliveries(order_id), 2))
+    deliveries = await eventually(lambda: at_least(stack.webhook.deliveries(order_id), 2))
     await settle()
     assert len(stack.bus.events(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, channel="webhook")) == 1
     first, retry = deliveries[0], deliveries[1]
@@ -29,8 +29,3 @@ async def test_notifications_reach_the_webhook_signed_and_a_failed_delivery_is_r
     raw = [body for headers, body in stack.webhook.requests if headers["idempotency-key"] == payload["notification_id"]][0]
     assert retry[0]["x-orderflow-signature"] == signature(WEBHOOK_SECRET, raw)
     assert len(stack.bus.events(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, channel="email")) == 1
-
-
-def _at_least(items: list, n: int) -> list:
-    assert len(items) >= n, items
-    return items
