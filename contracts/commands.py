@@ -18,6 +18,13 @@ class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _one_line_per_sku(cls, lines: list | None) -> list | None:
+    skus = [line.sku for line in lines or ()]
+    if len(set(skus)) != len(skus):
+        raise ValueError("each sku may appear on one line only")
+    return lines
+
+
 class OrderLine(Command):
     sku: Sku
     quantity: Quantity
@@ -34,13 +41,7 @@ class PlaceOrder(Command):
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     allow_backorder: bool = True
 
-    @field_validator("lines")
-    @classmethod
-    def _one_line_per_sku(cls, lines: list[OrderLine]) -> list[OrderLine]:
-        skus = [line.sku for line in lines]
-        if len(set(skus)) != len(skus):
-            raise ValueError("each sku may appear on one line only")
-        return lines
+    _one_line_per_sku = field_validator("lines")(_one_line_per_sku)
 
 
 class CancelOrder(Command):
@@ -51,14 +52,34 @@ class CancelOrder(Command):
     reason: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 
+class ShipmentLine(Command):
+    sku: Sku
+    quantity: Quantity
+
+
+class ShipOrder(Command):
+    """The warehouse shipped these units of the order (all that is reserved or filled and not yet shipped,
+    when `lines` is left out); `shipment_id` makes it idempotent."""
+
+    order_id: Identifier
+    shipment_id: Identifier
+    lines: Annotated[list[ShipmentLine], Field(min_length=1, max_length=100)] | None = None
+    carrier: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    tracking_number: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+
+    _one_line_per_sku = field_validator("lines")(_one_line_per_sku)
+
+
 class RegisterProduct(Command):
-    """Register a product, or replace what is known of it."""
+    """Register a product. Registering an existing SKU again changes it as UpdateProduct (and
+    DiscontinueProduct, with `discontinued=true`) would; a discontinued product cannot be registered back."""
 
     sku: Sku
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     backorderable: bool = True
     discontinued: bool = False
     lead_time_days: Annotated[int, Field(strict=True, ge=0, le=365)]
+    # Available stock at or below this shows as `low_stock` on GET /availability/{sku}.
     safety_stock: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] = 0
     alternatives: Annotated[list[Sku], Field(max_length=10)] = []
 
@@ -125,7 +146,7 @@ class CancelReplenishment(Command):
     sku: Sku
 
 
-ORDER_COMMANDS: dict[str, type[Command]] = {c.__name__: c for c in (PlaceOrder, CancelOrder)}
+ORDER_COMMANDS: dict[str, type[Command]] = {c.__name__: c for c in (PlaceOrder, CancelOrder, ShipOrder)}
 INVENTORY_COMMANDS: dict[str, type[Command]] = {
     c.__name__: c
     for c in (RegisterProduct, UpdateProduct, DiscontinueProduct, ReceiveStock, AdjustStock, ExpectReplenishment,

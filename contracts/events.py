@@ -147,7 +147,8 @@ class CancellationRefused(Event):
 
 class OrderLineCancelled(Event):
     """Inventory released `released` reserved units and dropped `backorder_cancelled` waiting ones;
-    `kept` units were already filled and ship. `reason` when inventory cancelled on its own."""
+    `kept` units were already filled and ship. `requested` when it answers the customer's request; else
+    inventory cancelled on its own, and `reason` says why."""
 
     order_id: str
     sku: str
@@ -155,6 +156,30 @@ class OrderLineCancelled(Event):
     backorder_cancelled: int
     kept: int
     reason: str | None = None
+    requested: bool = True
+
+
+class ShippedLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sku: str
+    quantity: int
+
+
+class OrderShipped(Event):
+    """The warehouse shipped these units; `complete` when nothing of the order is left to ship."""
+
+    order_id: str
+    shipment_id: str
+    lines: list[ShippedLine]
+    carrier: str | None = None
+    tracking_number: str | None = None
+    complete: bool = False
+
+
+class ShipmentRefused(Event):
+    order_id: str
+    shipment_id: str
+    reason: str
 
 
 class CancelledLine(BaseModel):
@@ -164,8 +189,9 @@ class CancelledLine(BaseModel):
 
 
 class OrderCancelled(Event):
-    """The requested cancellation is done: these units are cancelled and refunded. `whole_order` when
-    nothing of the order is left to ship."""
+    """A cancellation is done: these units are cancelled and refunded. `whole_order` when nothing of the
+    order is left to ship. No `lines` when the order closed because its last open line was refused
+    (`rejected_lines`) after the rest had been cancelled."""
 
     order_id: str
     lines: list[CancelledLine]
@@ -173,6 +199,7 @@ class OrderCancelled(Event):
     reason: str | None = None
     refund_amount: Decimal | None = None
     currency: str | None = None
+    rejected_lines: list[RejectedLine] = []
 
 
 class RefundIssued(Event):
@@ -271,23 +298,38 @@ class BackorderCreated(Event):
 
 
 class BackorderEtaChanged(Event):
+    """`overdue` when the daily review moved an ETA that passed without supply to the next credible date."""
+
     order_id: str
     sku: str
     quantity: int
     previous_estimated_ship_date: date
     estimated_ship_date: date
+    overdue: bool = False
 
 
 class BackorderCancelled(Event):
+    """`quantity` waiting units left the queue; `remaining` of the order's backorder still wait."""
+
     order_id: str
     sku: str
+    quantity: int
+    remaining: int = 0
+
+
+class StockShipped(Event):
+    """Shipped units left `on_hand`, and the order's reservation of them is closed."""
+
+    sku: str
+    order_id: str
     quantity: int
 
 
 class StockReleased(Event):
     """A cancellation for this order and SKU is done here: `quantity` reserved units went back to stock,
     `backorder_cancelled` waiting units left the queue, `kept` units were already filled and ship.
-    `reason` is set when inventory cancelled on its own (a product discontinued)."""
+    `requested` when it answers the order's CancellationRequested; else inventory cancelled on its own (a
+    product discontinued) and `reason` says why."""
 
     order_id: str
     sku: str
@@ -295,6 +337,7 @@ class StockReleased(Event):
     backorder_cancelled: int
     kept: int
     reason: str | None = None
+    requested: bool = True
 
 
 class BackorderFulfilled(Event):
@@ -335,7 +378,7 @@ class NotificationSent(Event):
     order_id: str
     customer_id: str
     kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled", "eta_changed",
-                  "reservation_revoked", "discount_offered"]
+                  "reservation_revoked", "discount_offered", "order_shipped"]
     channel: Literal["email", "webhook"]
 
 
@@ -359,6 +402,8 @@ ORDER_EVENTS: dict[str, type[Event]] = {
         OrderCancelled,
         RefundIssued,
         DiscountOffered,
+        OrderShipped,
+        ShipmentRefused,
     )
 }
 INVENTORY_EVENTS: dict[str, type[Event]] = {
@@ -379,6 +424,7 @@ INVENTORY_EVENTS: dict[str, type[Event]] = {
         BackorderFulfilled,
         BackorderCancelled,
         StockReleased,
+        StockShipped,
         OutOfStock,
         AvailabilityChanged,
     )
