@@ -298,14 +298,15 @@ class BackorderCreated(Event):
 
 
 class BackorderEtaChanged(Event):
-    """`overdue` when the daily review moved an ETA that passed without supply to the next credible date."""
+    """`overdue_on` is the day the daily review found the ETA passed without supply and moved it to the
+    next credible date."""
 
     order_id: str
     sku: str
     quantity: int
     previous_estimated_ship_date: date
     estimated_ship_date: date
-    overdue: bool = False
+    overdue_on: date | None = None
 
 
 class BackorderCancelled(Event):

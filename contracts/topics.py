@@ -6,9 +6,23 @@ INVENTORY_COMMANDS = "inventory.commands"
 INVENTORY_EVENTS = "inventory.events"
 NOTIFICATIONS_EVENTS = "notifications.events"
 
+COMMAND_TOPICS = (ORDERS_COMMANDS, INVENTORY_COMMANDS)
 ALL = (ORDERS_COMMANDS, ORDERS_EVENTS, INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS)
 
 
 def dead_letter(topic: str) -> str:
     """Where messages of `topic` that can never be handled are kept, with the error in their headers."""
     return f"{topic}.dlq"
+
+
+
+def topic_of(message_type: type) -> str:
+    """The topic that carries a command or event type."""
+    from contracts import commands, events
+
+    for topic, types in ((ORDERS_COMMANDS, commands.ORDER_COMMANDS), (INVENTORY_COMMANDS, commands.INVENTORY_COMMANDS),
+                         (ORDERS_EVENTS, events.ORDER_EVENTS), (INVENTORY_EVENTS, events.INVENTORY_EVENTS),
+                         (NOTIFICATIONS_EVENTS, events.NOTIFICATION_EVENTS)):
+        if types.get(message_type.__name__) is message_type:
+            return topic
+    raise ValueError(f"{message_type.__name__} is not a message of the contract")

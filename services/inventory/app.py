@@ -1,18 +1,22 @@
-"""The inventory service: products, receipts and replenishments in, allocation of placed orders,
-inventory events out, GET /availability/{sku}."""
+"""The inventory service: products, receipts, counts and purchase orders in, allocation, cancellation and
+shipping of placed orders, inventory events out, GET /availability/{sku}, and the daily review of ETAs."""
 
+import asyncio
 from datetime import UTC, datetime
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from contracts import topics
-from contracts.commands import INVENTORY_COMMANDS
-from contracts.events import CancellationRequested, OrderPlaced
 from services.inventory import handlers, projections
-from services.runtime.messages import Subscription
 from services.runtime.service import Runtime, Service, serve
+from services.runtime.settings import Settings
+from services.runtime.subscriptions import subscriptions_for
+
+SETTINGS = Settings("inventory")
+log = structlog.get_logger()
 
 
 def routes(runtime: Runtime) -> list[Route]:
@@ -30,17 +34,30 @@ async def handle(conn, messages) -> None:
     await handlers.handle(conn, messages, today=datetime.now(UTC).date())
 
 
+async def review_etas(runtime: Runtime) -> None:
+    """Every ETA_REVIEW_S: ETAs that passed without supply move once to the next credible date."""
+    while True:
+        try:
+            while True:
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    moved = await handlers.review_overdue_etas(conn, datetime.now(UTC).date())
+                if not moved:
+                    break
+                runtime.relay.wake()
+        except Exception as error:  # a database hiccup: the next review catches up
+            log.warning("ETA review failed", error=repr(error))
+        await asyncio.sleep(SETTINGS.eta_review_s)
+
+
 SERVICE = Service(
     name="inventory",
-    subscriptions=[
-        Subscription(topics.INVENTORY_COMMANDS, INVENTORY_COMMANDS, strict=True),
-        Subscription(topics.ORDERS_EVENTS, {e.__name__: e for e in (OrderPlaced, CancellationRequested)}, strict=False),
-    ],
+    subscriptions=subscriptions_for(handlers.USE_CASES),
     handle=handle,
     inbox_key=handlers.inbox_key,
     events_topic=topics.INVENTORY_EVENTS,
     key_field="sku",
     routes=routes,
+    background=lambda runtime: [review_etas(runtime)],
 )
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Inventory use cases, one transaction per batch: products, receipts, expected replenishments, and the
-allocation of every placed order line. SKU rows are locked for the batch: stock is never over-allocated."""
+"""Inventory use cases, one transaction per batch: products, receipts, counts, purchase orders, and the
+allocation, cancellation and shipping of placed orders. SKU roots are locked for the batch: stock is never
+over-allocated. Which message does what is the table USE_CASES."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from functools import partial
 
 import asyncpg
+from pydantic import BaseModel
 
 from contracts.commands import (
     AdjustStock,
@@ -17,11 +20,61 @@ from contracts.commands import (
     RescheduleReplenishment,
     UpdateProduct,
 )
-from contracts.events import INVENTORY_EVENTS, CancellationRequested, Event, OrderPlaced
-from services.inventory import domain, projections
-from services.inventory.domain import Sku
-from services.runtime.eventstore import Streams, lock_appends, replay
+from contracts.envelope import Envelope
+from contracts.events import INVENTORY_EVENTS, CancellationRequested, Event, OrderPlaced, OrderShipped
+from services.inventory import projections, store
+from services.inventory.domain import allocation, availability, products, supply
+from services.inventory.domain.state import NotLoaded, Sku, evolve
+from services.inventory.store import Batch, Want
+from services.runtime.eventstore import lock_appends, replay
 from services.runtime.messages import Message, Unhandleable
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a message asks of one SKU, and what of the SKU that needs loaded."""
+
+    sku: str
+    decide: Callable[[Sku], list[Event]]
+    order_id: str | None = None  # the order whose rows it reads
+    walks_queue: bool = True  # reads the head of the queue (fills, ETAs)
+    counts: bool = False  # reads every reservation
+
+
+def place_order(e: OrderPlaced, today: date) -> list[Step]:
+    return [Step(line.sku, partial(allocation.allocate, order=e, quantity=line.quantity, today=today),
+                 walks_queue=False) for line in e.lines]
+
+
+def cancel_order(e: CancellationRequested, today: date) -> list[Step]:
+    return [Step(sku, partial(allocation.cancel, order_id=e.order_id), order_id=e.order_id) for sku in e.skus]
+
+
+def ship_order(e: OrderShipped, today: date) -> list[Step]:
+    return [Step(line.sku, partial(allocation.ship, order_id=e.order_id, quantity=line.quantity), order_id=e.order_id,
+                 walks_queue=False) for line in e.lines]
+
+
+def per_sku(decide: Callable, with_today: bool = False, counts: bool = False) -> Callable[[BaseModel, date], list[Step]]:
+    """A command about one SKU."""
+    def steps(cmd: BaseModel, today: date) -> list[Step]:
+        return [Step(cmd.sku, partial(decide, cmd=cmd, **({"today": today} if with_today else {})), counts=counts)]
+    return steps
+
+
+USE_CASES: dict[type[BaseModel], Callable[[BaseModel, date], list[Step]]] = {
+    OrderPlaced: place_order,
+    CancellationRequested: cancel_order,
+    OrderShipped: ship_order,
+    RegisterProduct: per_sku(products.register_product),
+    UpdateProduct: per_sku(products.update_product),
+    DiscontinueProduct: per_sku(products.discontinue_product),
+    ReceiveStock: per_sku(allocation.receive_stock),
+    AdjustStock: per_sku(allocation.adjust_stock, with_today=True, counts=True),
+    ExpectReplenishment: per_sku(supply.expect_replenishment),
+    RescheduleReplenishment: per_sku(supply.reschedule_replenishment),
+    CancelReplenishment: per_sku(supply.cancel_replenishment),
+}
 
 
 def inbox_key(message: Message) -> str:
@@ -35,70 +88,82 @@ def inbox_key(message: Message) -> str:
     return message.envelope.id
 
 
-Decision = Callable[[Sku], list[Event]]
-
-
-def _decisions(body: object, today: date) -> list[tuple[str, Decision]]:
-    """What a message asks of each SKU it concerns."""
-    match body:
-        case OrderPlaced():
-            return [(line.sku, partial(domain.allocate, order=body, quantity=line.quantity, today=today))
-                    for line in body.lines]
-        case CancellationRequested():
-            return [(sku, partial(domain.cancel, order_id=body.order_id, today=today)) for sku in body.skus]
-        case RegisterProduct():
-            return [(body.sku, partial(domain.register_product, cmd=body))]
-        case UpdateProduct():
-            return [(body.sku, partial(domain.update_product, cmd=body, today=today))]
-        case DiscontinueProduct():
-            return [(body.sku, partial(domain.discontinue_product, cmd=body, today=today))]
-        case ReceiveStock():
-            return [(body.sku, partial(domain.receive_stock, cmd=body, today=today))]
-        case AdjustStock():
-            return [(body.sku, partial(domain.adjust_stock, cmd=body, today=today))]
-        case ExpectReplenishment():
-            return [(body.sku, partial(domain.expect_replenishment, cmd=body, today=today))]
-        case RescheduleReplenishment():
-            return [(body.sku, partial(domain.reschedule_replenishment, cmd=body, today=today))]
-        case CancelReplenishment():
-            return [(body.sku, partial(domain.cancel_replenishment, cmd=body, today=today))]
-    raise TypeError(f"inventory does not handle {type(body).__name__}")
-
-
 async def handle(conn: asyncpg.Connection, messages: list[Message], today: date) -> None:
-    decided = [(message, _decisions(message.body, today)) for message in messages]
-    skus: Streams[Sku] = Streams(conn, Sku)
-    await skus.load(sku for _, decisions in decided for sku, _ in decisions)
+    planned = [(message.envelope, USE_CASES[type(message.body)](message.body, today)) for message in messages]
+    wants: dict[str, Want] = {}
+    for _, steps in planned:
+        for step in steps:
+            want = wants.setdefault(step.sku, Want())
+            want.orders |= {step.order_id} if step.order_id else set()
+            if step.walks_queue and want.head_rows == 0:
+                want.head_rows = store.FIRST_HEAD_ROWS
+            want.all_reservations |= step.counts
+    await _decide_and_save(conn, wants, planned, today)
 
-    def state(sku: str) -> Sku:
-        return skus.get(sku) or Sku(sku=sku)
 
-    shown_before = {}
-    last_cause = {}
-    for message, decisions in decided:
-        for sku, decide in decisions:
-            current = state(sku)
-            shown_before.setdefault(sku, domain.availability(current, today))
+async def review_overdue_etas(conn: asyncpg.Connection, today: date, limit: int = 1000) -> int:
+    """Move each ETA that passed without supply to the next credible date, once; returns how many SKUs had
+    such ETAs."""
+    wants = await store.overdue(conn, today, limit)
+    review = Envelope.wrap(EtaReview(on=today), source="orderflow/inventory")
+    planned = [(review, [Step(sku, partial(supply.review_overdue, today=today), walks_queue=False) for sku in wants])]
+    return len(await _decide_and_save(conn, wants, planned, today))
+
+
+class EtaReview(BaseModel):
+    """The cause recorded on ETAs moved by the daily review rather than by a message."""
+
+    on: date
+
+
+async def _decide_and_save(conn: asyncpg.Connection, wants: dict[str, Want],
+                           planned: list[tuple[Envelope, list[Step]]], today: date) -> list[Sku]:
+    batch = Batch(conn)
+    while True:
+        await batch.load(wants)
+        try:
+            _decide(batch, planned, today)
+            break
+        except NotLoaded as missing:  # decide again with more of that SKU loaded
+            wants[missing.sku].widen(missing)
+    changed = await batch.save()
+    await projections.project(conn, changed, today)
+    return changed
+
+
+def _decide(batch: Batch, planned: list[tuple[Envelope, list[Step]]], today: date) -> None:
+    """Every step's decision in message order, each applied before the next decides; then availability
+    changes, once per SKU and batch, not per order."""
+    shown_before, last_cause = {}, {}
+    for cause, steps in planned:
+        for step in steps:
+            state = batch.skus[step.sku]
+            shown_before.setdefault(step.sku, availability.availability(state, today))
             try:
-                events = decide(current)
-            except domain.UnknownProduct as error:
-                raise Unhandleable(str(error)) from None
-            skus.record(sku, current, events, message.envelope)
-            last_cause[sku] = message.envelope
-    # Storefronts hear of a change in what they should show once per SKU and batch, not per order.
+                events = step.decide(state)
+            except products.Refused as refused:
+                raise Unhandleable(str(refused)) from None
+            for event in events:
+                evolve(state, event)
+            batch.record(step.sku, events, cause)
+            last_cause[step.sku] = cause
     for sku, cause in last_cause.items():
-        skus.record(sku, state(sku), domain.availability_changes(shown_before[sku], state(sku), today), cause)
-    changed = await skus.save()
-    await projections.project(conn, changed.values(), today)
+        batch.record(sku, availability.availability_changes(shown_before[sku], batch.skus[sku], today), cause)
 
 
 def parse_event(type_: str, data: str) -> Event:
     return INVENTORY_EVENTS[type_].model_validate_json(data)
 
 
-async def rebuild_projections(conn: asyncpg.Connection, today: date) -> None:
-    """Drop and rebuild the read model from the event store; appends wait meanwhile."""
+async def replay_skus(conn: asyncpg.Connection) -> dict[str, Sku]:
+    """Every SKU folded from its first event."""
+    return await replay(conn, parse_event, evolve, lambda sku: Sku(sku=sku))
+
+
+async def rebuild(conn: asyncpg.Connection, today: date) -> None:
+    """Rebuild the SKU rows and the read model from the event store; appends wait meanwhile."""
     async with conn.transaction():
         await lock_appends(conn)
-        states = await replay(conn, parse_event, domain.evolve, lambda sku: Sku(sku=sku))
+        states = await replay_skus(conn)
+        await store.rewrite(conn, list(states.values()))
         await projections.rebuild(conn, states.values(), today)

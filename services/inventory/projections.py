@@ -5,36 +5,38 @@ from datetime import date
 
 import asyncpg
 
-from services.inventory.domain import Sku, availability
+from services.inventory.domain.availability import availability, low_stock
+from services.inventory.domain.state import Sku
 
 UPSERT = """
-INSERT INTO availability (sku, name, status, on_hand, reserved, available, backordered, backorder_eta)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::int[], $8::date[])
+INSERT INTO availability (sku, name, status, on_hand, reserved, available, backordered, backorder_eta, low_stock)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::int[], $8::date[],
+                     $9::bool[])
 ON CONFLICT (sku) DO UPDATE SET
     name = EXCLUDED.name, status = EXCLUDED.status, on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved,
     available = EXCLUDED.available, backordered = EXCLUDED.backordered,
-    backorder_eta = EXCLUDED.backorder_eta, updated_at = now()
+    backorder_eta = EXCLUDED.backorder_eta, low_stock = EXCLUDED.low_stock, updated_at = now()
 """
 FIND = """
-SELECT sku, name, status, on_hand, reserved, available, backordered, backorder_eta, updated_at
+SELECT sku, name, status, on_hand, reserved, available, backordered, backorder_eta, low_stock, updated_at
 FROM availability WHERE sku = $1
 """
 
 
 async def project(conn: asyncpg.Connection, skus: Iterable[Sku], today: date) -> None:
-    rows = []
-    for s in skus:
-        status, _, eta = availability(s, today)
-        rows.append((s.sku, s.product.name if s.product else None, status, s.on_hand, s.reserved, s.available,
-                     s.backordered, eta))
+    rows = [(s.sku, s.product.name if s.product else None, *_shown(s, today)) for s in skus]
     if rows:
         await conn.execute(UPSERT, *zip(*rows))
 
 
+def _shown(s: Sku, today: date) -> tuple:
+    shown = availability(s, today)
+    return shown.status, s.on_hand, s.reserved, s.available, s.backordered, shown.estimated_ship_date, low_stock(s)
+
+
 async def rebuild(conn: asyncpg.Connection, skus: Iterable[Sku], today: date) -> None:
-    async with conn.transaction():
-        await conn.execute("TRUNCATE availability")
-        await project(conn, skus, today)
+    await conn.execute("TRUNCATE availability")
+    await project(conn, skus, today)
 
 
 async def find(pool: asyncpg.Pool, sku: str) -> dict | None:
@@ -49,6 +51,7 @@ async def find(pool: asyncpg.Pool, sku: str) -> dict | None:
         "on_hand": row["on_hand"],
         "reserved": row["reserved"],
         "backordered": row["backordered"],
+        "low_stock": row["low_stock"],
         "estimated_ship_date": row["backorder_eta"].isoformat() if row["backorder_eta"] else None,
         "updated_at": row["updated_at"].isoformat(),
     }

@@ -11,18 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from contracts import topics
-from contracts.commands import ORDER_COMMANDS
-from contracts.events import (
-    BackorderCreated,
-    BackorderEtaChanged,
-    BackorderFulfilled,
-    OutOfStock,
-    ReservationRevoked,
-    StockReleased,
-    StockReserved,
-)
 from services.order import handlers, projections
-from services.runtime.messages import Subscription
+from services.runtime.subscriptions import subscriptions_for
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import Settings
 
@@ -58,15 +48,7 @@ async def review_goodwill(runtime: Runtime) -> None:
 
 SERVICE = Service(
     name="order",
-    subscriptions=[
-        Subscription(topics.ORDERS_COMMANDS, ORDER_COMMANDS, strict=True),
-        Subscription(
-            topics.INVENTORY_EVENTS,
-            {e.__name__: e for e in (StockReserved, BackorderCreated, BackorderEtaChanged, BackorderFulfilled,
-                                     OutOfStock, StockReleased, ReservationRevoked)},
-            strict=False,
-        ),
-    ],
+    subscriptions=subscriptions_for(handlers.USE_CASES),
     handle=partial(handlers.handle, goodwill_percent=SETTINGS.goodwill_percent),
     inbox_key=handlers.inbox_key,
     events_topic=topics.ORDERS_EVENTS,

@@ -1,27 +1,85 @@
-"""Order use cases, one transaction per batch: place orders, and record what inventory did for them."""
+"""Order use cases, one transaction per batch: place, cancel and ship orders, and record what inventory did
+for them. Which message does what is the table USE_CASES."""
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import asyncpg
 import structlog
 from pydantic import BaseModel
 
-from contracts.commands import CancelOrder, PlaceOrder
+from contracts.commands import CancelOrder, PlaceOrder, ShipOrder
 from contracts.envelope import Envelope
-from contracts.events import ORDER_EVENTS, Event
-from services.order import domain, projections
-from services.order.domain import Order
+from contracts.events import (
+    ORDER_EVENTS,
+    BackorderCreated,
+    BackorderEtaChanged,
+    BackorderFulfilled,
+    Event,
+    OutOfStock,
+    ReservationRevoked,
+    StockReleased,
+    StockReserved,
+)
+from services.order import projections
+from services.order.domain import decisions
+from services.order.domain.state import Order, evolve
 from services.runtime.eventstore import Streams, lock_appends, replay
 from services.runtime.messages import Message, Unhandleable
 
 log = structlog.get_logger()
 
+# A use case: the order (None if unknown) and the message in, the events to record out.
+UseCase = Callable[[Order | None, BaseModel, int], list[Event]]
+
+
+def place_order(order: Order | None, cmd: PlaceOrder, goodwill_percent: int) -> list[Event]:
+    if order is not None:
+        log.info("order placed before, nothing to do", order_id=cmd.order_id)
+    return decisions.place(order, cmd)
+
+
+def cancel_order(order: Order | None, cmd: CancelOrder, goodwill_percent: int) -> list[Event]:
+    if order is None:
+        raise Unhandleable(f"CancelOrder for {cmd.order_id}: no such order")
+    return decisions.cancel(order, cmd)
+
+
+def ship_order(order: Order | None, cmd: ShipOrder, goodwill_percent: int) -> list[Event]:
+    if order is None:
+        raise Unhandleable(f"ShipOrder for {cmd.order_id}: no such order")
+    return decisions.ship(order, cmd)
+
+
+def record_allocation(order: Order | None, event: Event, goodwill_percent: int) -> list[Event]:
+    if order is None:
+        log.warning("allocation event for an unknown order skipped", order_id=event.order_id, type=type(event).__name__)
+        return []
+    return decisions.record_allocation(order, event, goodwill_percent)
+
+
+USE_CASES: dict[type[BaseModel], UseCase] = {
+    PlaceOrder: place_order,
+    CancelOrder: cancel_order,
+    ShipOrder: ship_order,
+    StockReserved: record_allocation,
+    BackorderCreated: record_allocation,
+    BackorderEtaChanged: record_allocation,
+    BackorderFulfilled: record_allocation,
+    OutOfStock: record_allocation,
+    StockReleased: record_allocation,
+    ReservationRevoked: record_allocation,
+}
+
 
 def inbox_key(message: Message) -> str:
-    # PlaceOrder is idempotent on order_id, whatever its message id. (Two CancelOrders for one order are
-    # two requests: the second is refused if the first took everything.)
-    if isinstance(message.body, PlaceOrder):
-        return f"PlaceOrder:{message.body.order_id}"
+    # PlaceOrder is idempotent on order_id, and ShipOrder on shipment_id, whatever the message id. (Two
+    # CancelOrders for one order are two requests: the second is refused if the first took everything.)
+    match message.body:
+        case PlaceOrder(order_id=order_id):
+            return f"PlaceOrder:{order_id}"
+        case ShipOrder(order_id=order_id, shipment_id=shipment_id):
+            return f"ShipOrder:{order_id}:{shipment_id}"
     return message.envelope.id
 
 
@@ -31,21 +89,10 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], goodwill_per
     for message in messages:
         order_id = message.body.order_id
         order = orders.get(order_id)
-        if isinstance(message.body, PlaceOrder):
-            events = domain.place(order, message.body)
-            if events:
-                orders.record(order_id, domain.evolve(None, events[0]), events, message.envelope)
-            else:
-                log.info("order placed before, nothing to do", order_id=order_id, message_id=message.envelope.id)
-        elif isinstance(message.body, CancelOrder):
-            if order is None:
-                raise Unhandleable(f"CancelOrder for {order_id}: no such order")
-            orders.record(order_id, order, domain.cancel(order, message.body), message.envelope)
-        elif order is None:
-            log.warning("allocation event for an unknown order skipped", order_id=order_id, type=message.type)
-        else:
-            events = domain.record_allocation(order, message.body, goodwill_percent)
-            orders.record(order_id, order, events, message.envelope)
+        events = USE_CASES[type(message.body)](order, message.body, goodwill_percent)
+        for event in events:
+            order = evolve(order, event)
+        orders.record(order_id, order, events, message.envelope)
     changed = await orders.save()
     await projections.project(conn, changed.values())
 
@@ -61,7 +108,10 @@ async def offer_goodwill_for_long_waits(conn: asyncpg.Connection, today: date, w
     review = Envelope.wrap(GoodwillReview(on=today), source="orderflow/order")
     for order_id in waiting:
         order = orders.get(order_id)
-        orders.record(order_id, order, domain.offer_goodwill_for_wait(order, today, wait_days, percent), review)
+        events = decisions.offer_goodwill_for_wait(order, today, wait_days, percent)
+        for event in events:
+            evolve(order, event)
+        orders.record(order_id, order, events, review)
     changed = await orders.save()
     await projections.project(conn, changed.values())
     return len(changed)
@@ -81,5 +131,5 @@ async def rebuild_projections(conn: asyncpg.Connection) -> None:
     """Drop and rebuild the read model from the event store; appends wait meanwhile."""
     async with conn.transaction():
         await lock_appends(conn)
-        states = await replay(conn, parse_event, domain.evolve, lambda _: None)
+        states = await replay(conn, parse_event, evolve, lambda _: None)
         await projections.rebuild(conn, states.values())

@@ -5,7 +5,7 @@ from datetime import date
 
 import asyncpg
 
-from services.order.domain import Order
+from services.order.domain.state import Order
 
 UPSERT_ORDERS = """
 INSERT INTO orders (order_id, customer_id, status, currency, waiting_since, discount_code)
@@ -15,12 +15,12 @@ ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, waiting_since = E
 """
 UPSERT_LINES = """
 INSERT INTO order_lines (order_id, sku, quantity, unit_price, reserved, backordered, fulfilled, cancelled,
-                         estimated_ship_date, rejection_reason, rejection_message)
+                         estimated_ship_date, rejection_reason, rejection_message, shipped)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::numeric[], $5::int[], $6::int[], $7::int[], $8::int[],
-                     $9::date[], $10::text[], $11::text[])
+                     $9::date[], $10::text[], $11::text[], $12::int[])
 ON CONFLICT (order_id, sku) DO UPDATE SET
     reserved = EXCLUDED.reserved, backordered = EXCLUDED.backordered, fulfilled = EXCLUDED.fulfilled,
-    cancelled = EXCLUDED.cancelled,
+    cancelled = EXCLUDED.cancelled, shipped = EXCLUDED.shipped,
     estimated_ship_date = EXCLUDED.estimated_ship_date, rejection_reason = EXCLUDED.rejection_reason,
     rejection_message = EXCLUDED.rejection_message
 """
@@ -31,7 +31,7 @@ WHERE status = 'backordered' AND discount_code IS NULL AND waiting_since <= $1
 ORDER BY waiting_since LIMIT $2
 """
 FIND_LINES = """
-SELECT sku, quantity, unit_price, reserved, backordered, fulfilled, cancelled, estimated_ship_date,
+SELECT sku, quantity, unit_price, reserved, backordered, fulfilled, shipped, cancelled, estimated_ship_date,
        rejection_reason, rejection_message
 FROM order_lines WHERE order_id = $1 ORDER BY sku
 """
@@ -45,7 +45,7 @@ async def project(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:
         (o.order_id, o.customer_id, o.status, o.currency, o.waiting_since, o.discount_code) for o in orders)))
     lines = [
         (o.order_id, l.sku, l.quantity, l.unit_price, l.reserved, l.backordered, l.fulfilled, l.cancelled, l.eta,
-         l.rejection.reason if l.rejection else None, l.rejection.message if l.rejection else None)
+         l.rejection.reason if l.rejection else None, l.rejection.message if l.rejection else None, l.shipped)
         for o in orders
         for l in o.lines
     ]
@@ -83,8 +83,9 @@ async def find(pool: asyncpg.Pool, order_id: str) -> dict | None:
                 "reserved": l["reserved"],
                 "backordered": l["backordered"],
                 "fulfilled": l["fulfilled"],
-                "cancelled": l["cancelled"],
+                "shipped": l["shipped"],
                 "shipping": "expedited" if l["fulfilled"] else "standard",
+                "cancelled": l["cancelled"],
                 "estimated_ship_date": l["estimated_ship_date"].isoformat() if l["estimated_ship_date"] else None,
                 "rejection": {"reason": l["rejection_reason"], "message": l["rejection_message"]}
                 if l["rejection_reason"]

@@ -30,6 +30,8 @@ class Settings:
     # ... and for one that has waited this many days, looked for every GOODWILL_REVIEW_S seconds.
     goodwill_wait_days: int = field(default_factory=lambda: int(_env("GOODWILL_WAIT_DAYS", "14")))
     goodwill_review_s: float = field(default_factory=lambda: float(_env("GOODWILL_REVIEW_S", "300")))
+    # How often inventory looks for ETAs that passed without supply (each moves once a day at most).
+    eta_review_s: float = field(default_factory=lambda: float(_env("ETA_REVIEW_S", "3600")))
     # ETA changes to one order within this window make one mail.
     eta_update_window_s: float = field(default_factory=lambda: float(_env("ETA_UPDATE_WINDOW_S", "60")))
     # The storefront's webhook: every notification is also POSTed there, signed with the secret.

@@ -1,0 +1,136 @@
+"""Stock and the orders that want it: allocation, FIFO fills, cancellation, shipping and stock counts."""
+
+from datetime import date
+
+from contracts.commands import AdjustStock, ReceiveStock
+from contracts.events import (
+    BackorderCancelled,
+    BackorderCreated,
+    BackorderFulfilled,
+    Event,
+    OrderPlaced,
+    OutOfStock,
+    ReservationRevoked,
+    StockAdjusted,
+    StockReceived,
+    StockReleased,
+    StockReserved,
+    StockShipped,
+)
+from services.inventory.domain.state import Sku, apply, evolve
+from services.inventory.domain.supply import after_supply_changed, eta_of_new_backorder, etas
+
+
+def allocate(state: Sku, order: OrderPlaced, quantity: int, today: date) -> list[Event]:
+    """Reserve what is available now; the rest becomes a backorder when it may, else the line is refused."""
+    if refusal := _refusal(state, order, quantity):
+        reason, message = refusal
+        return [OutOfStock(order_id=order.order_id, sku=state.sku, quantity=quantity, reason=reason, message=message)]
+    events: list[Event] = []
+    reserved = min(quantity, state.available)
+    if reserved:
+        events.append(StockReserved(order_id=order.order_id, sku=state.sku, quantity=reserved))
+    if short := quantity - reserved:
+        events.append(BackorderCreated(order_id=order.order_id, sku=state.sku, quantity=short,
+                                       estimated_ship_date=eta_of_new_backorder(state, short, today),
+                                       backordered_on=today))
+    return events
+
+
+def _refusal(state: Sku, order: OrderPlaced, quantity: int) -> tuple[str, str] | None:
+    product = state.product
+    if product is None:
+        return "unknown_sku", f"{state.sku} is not a product we sell"
+    if quantity <= state.available:
+        return None
+    if product.discontinued:
+        return "discontinued", f"{product.name} is discontinued and only {state.available} are left"
+    if not product.backorderable:
+        return "not_backorderable", f"{product.name} cannot be backordered and only {state.available} are in stock"
+    if not order.allow_backorder:
+        return "backorders_not_allowed", f"only {state.available} of {product.name} are in stock and backorders were declined"
+    return None
+
+
+def receive_stock(state: Sku, cmd: ReceiveStock) -> list[Event]:
+    """Stock arrives: fill waiting backorders oldest first, partially if short; the rest is available."""
+    draft = state.draft()
+    reach = draft.supply
+    return apply(draft, [StockReceived(**cmd.model_dump())]) + settle(draft, reach)
+
+
+def cancel(state: Sku, order_id: str) -> list[Event]:
+    """The customer's cancellation: release what the order holds of this SKU, its reserved stock and its
+    waiting backorder. Units already filled from a backorder ship and are kept. Freed stock fills older
+    backorders at once."""
+    draft = state.draft()
+    waiting = draft.backorder(order_id)
+    held = draft.reservations.get(order_id)
+    events: list[Event] = []
+    if waiting:
+        events.append(BackorderCancelled(order_id=order_id, sku=state.sku, quantity=waiting.quantity))
+    events.append(StockReleased(order_id=order_id, sku=state.sku, quantity=held.from_stock if held else 0,
+                                backorder_cancelled=waiting.quantity if waiting else 0,
+                                kept=held.filled if held else 0))
+    reach = draft.supply
+    return apply(draft, events) + settle(draft, reach)
+
+
+def ship(state: Sku, order_id: str, quantity: int) -> list[Event]:
+    """Shipped units leave the warehouse and close the order's reservation of them. If a count had just sent
+    some of them back to the queue, they were there after all: they leave the order's backorder."""
+    held = state.reservations[order_id].held if order_id in state.reservations else 0
+    waiting = state.backorder(order_id)
+    shipped = min(quantity, held + (waiting.quantity if waiting else 0))
+    if not shipped:
+        return []
+    draft = state.draft()
+    events = apply(draft, [StockShipped(sku=state.sku, order_id=order_id, quantity=shipped)])
+    return events + (settle(draft, draft.supply) if shipped > held else [])
+
+
+def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
+    """Record what a count found. Below what is reserved, the newest reservations go back to backorder
+    (ahead of the queue, the oldest first: they were promised first), each told its ETA once; above it,
+    the surplus fills waiting backorders."""
+    draft = state.draft()
+    events = apply(draft, [StockAdjusted(sku=cmd.sku, counted_quantity=cmd.counted_quantity,
+                                         previous_on_hand=draft.on_hand, reason=cmd.reason)])
+    reach = draft.supply
+    if (shortfall := draft.reserved - draft.on_hand) > 0:
+        revoked: list[tuple[str, int]] = []
+        for held in sorted(draft.all_reservations(), key=lambda r: r.since, reverse=True):
+            revoked.append((held.order_id, min(shortfall, held.held)))
+            shortfall -= revoked[-1][1]
+            if shortfall <= 0:
+                break
+        # Work out the queue they make before telling anyone an ETA, so that no one hears two dates.
+        trial = draft.draft()
+        for order_id, quantity in revoked:
+            evolve(trial, ReservationRevoked(order_id=order_id, sku=state.sku, quantity=quantity,
+                                             estimated_ship_date=today, revoked_on=today, waiting=0))
+        told = {}
+        for backorder, eta in etas(trial, reach=sum(q for _, q in revoked)):
+            told.setdefault(backorder.order_id, (eta, backorder.quantity))
+        events += apply(draft, [
+            ReservationRevoked(order_id=order_id, sku=state.sku, quantity=quantity, estimated_ship_date=told[order_id][0],
+                               revoked_on=today, waiting=told[order_id][1])
+            for order_id, quantity in revoked
+        ])
+        reach += sum(q for _, q in revoked)
+    return events + settle(draft, reach)
+
+
+def settle(draft: Sku, reach: int | None) -> list[Event]:
+    """After stock, supply or the queue changed: available stock fills the oldest waiting backorders,
+    partially when short; then what supply cannot fill of a discontinued product is cancelled, and the
+    ETAs of what still waits move."""
+    fills: list[Event] = []
+    available = draft.available
+    rows = draft.head() if draft.backordered else iter(())
+    while available > 0 and (backorder := next(rows, None)):
+        filled = min(backorder.quantity, available)
+        available -= filled
+        fills.append(BackorderFulfilled(order_id=backorder.order_id, sku=draft.sku, quantity=filled,
+                                        remaining=backorder.quantity - filled))
+    return apply(draft, fills) + after_supply_changed(draft, reach)

@@ -1,0 +1,56 @@
+"""Product facts: registering, changing and discontinuing a product, and what that does to what waits."""
+
+from dataclasses import asdict, replace
+
+from contracts.commands import DiscontinueProduct, RegisterProduct, UpdateProduct
+from contracts.events import Event, ProductDiscontinued, ProductRegistered, ProductUpdated
+from services.inventory.domain.state import Sku, apply
+from services.inventory.domain.supply import after_supply_changed
+
+
+class Refused(Exception):
+    """A product command that cannot apply to the product as it is; the reason says why."""
+
+
+def register_product(state: Sku, cmd: RegisterProduct) -> list[Event]:
+    """A new product; for one already registered, the same as UpdateProduct with every fact (and
+    DiscontinueProduct with `discontinued=true`). Discontinuing is final: registering it back is refused."""
+    facts = cmd.model_dump(exclude={"sku", "discontinued"})
+    if state.product is None:
+        return [ProductRegistered(sku=cmd.sku, discontinued=cmd.discontinued, **facts)]
+    if state.product.discontinued and not cmd.discontinued:
+        raise Refused(f"RegisterProduct for {cmd.sku}: the product is discontinued, and that is final")
+    draft = state.draft()
+    events = apply(draft, _update(draft, UpdateProduct(sku=cmd.sku, **facts)))
+    if cmd.discontinued:
+        events += discontinue_product(draft, DiscontinueProduct(sku=cmd.sku))
+    return events
+
+
+def update_product(state: Sku, cmd: UpdateProduct) -> list[Event]:
+    """New product facts; a new lead time moves the ETAs that rest on it."""
+    if state.product is None:
+        raise Refused(f"UpdateProduct for {cmd.sku}: no such product")
+    return _update(state.draft(), cmd)
+
+
+def _update(draft: Sku, cmd: UpdateProduct) -> list[Event]:
+    changes = cmd.model_dump(exclude={"sku"}, exclude_none=True)
+    product = replace(draft.product, **changes | {"alternatives": tuple(changes.get("alternatives", draft.product.alternatives))})
+    if product == draft.product:
+        return []
+    lead_time_moved = product.lead_time_days != draft.product.lead_time_days
+    events = apply(draft, [ProductUpdated(sku=cmd.sku, **asdict(product))])
+    return events + after_supply_changed(draft, None if lead_time_moved else draft.supply)
+
+
+def discontinue_product(state: Sku, cmd: DiscontinueProduct) -> list[Event]:
+    """No new backorders. Waiting ones that purchase orders already expected will fill keep waiting; the
+    units they cannot fill are cancelled, and the customers told why."""
+    if state.product is None:
+        raise Refused(f"DiscontinueProduct for {cmd.sku}: no such product")
+    if state.product.discontinued:
+        return []
+    draft = state.draft()
+    events = apply(draft, [ProductDiscontinued(sku=cmd.sku, reason=cmd.reason)])
+    return events + after_supply_changed(draft, draft.supply, cmd.reason)

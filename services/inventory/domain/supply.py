@@ -1,0 +1,139 @@
+"""Purchase orders, and the ETAs they give waiting backorders.
+
+A backorder's ETA is the expected date of the purchase order that covers its last unit, the queue served
+oldest first, else the day it was placed plus the supplier lead time. Only the head of the queue that
+supply covers can have ETAs that depend on purchase orders: a change costs in proportion to that head, not
+to the length of the queue."""
+
+from collections.abc import Iterator
+from datetime import date
+
+from contracts.commands import CancelReplenishment, ExpectReplenishment, RescheduleReplenishment
+from contracts.events import (
+    BackorderCancelled,
+    BackorderEtaChanged,
+    Event,
+    ReplenishmentCancelled,
+    ReplenishmentExpected,
+    ReplenishmentRescheduled,
+    StockReleased,
+)
+from services.inventory.domain.state import Backorder, NotLoaded, Sku, apply
+
+
+def expect_replenishment(state: Sku, cmd: ExpectReplenishment) -> list[Event]:
+    if any(r.po_id == cmd.po_id for r in state.replenishments):
+        return []  # the same purchase order again
+    return _changed(state, ReplenishmentExpected(**cmd.model_dump()))
+
+
+def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment) -> list[Event]:
+    replenishment = next((r for r in state.replenishments if r.po_id == cmd.po_id), None)
+    if replenishment is None or replenishment.expected_on == cmd.expected_on:
+        return []  # unknown, already delivered, or no change
+    return _changed(state, ReplenishmentRescheduled(**cmd.model_dump()))
+
+
+def cancel_replenishment(state: Sku, cmd: CancelReplenishment) -> list[Event]:
+    if not any(r.po_id == cmd.po_id for r in state.replenishments):
+        return []
+    return _changed(state, ReplenishmentCancelled(**cmd.model_dump()))
+
+
+def _changed(state: Sku, change: Event) -> list[Event]:
+    draft = state.draft()
+    reach = draft.supply
+    return apply(draft, [change]) + after_supply_changed(draft, reach)
+
+
+def after_supply_changed(draft: Sku, reach: int | None, reason: str | None = None) -> list[Event]:
+    """What supply no longer covers of a discontinued product is cancelled first (nobody is told a slip for
+    units being cancelled); then the ETAs of what still waits move. `reach`: see `eta_changes`."""
+    events = apply(draft, cancel_uncovered(draft, reason))
+    return events + apply(draft, eta_changes(draft, reach))
+
+
+def eta_changes(state: Sku, reach: int | None) -> list[Event]:
+    """BackorderEtaChanged for each waiting backorder whose ETA moved. Only the first `reach` units of the
+    queue (as covered before the change), or those supply covers now, can have moved; beyond, ETAs rest on
+    the lead time as they did. `reach=None` walks the whole queue (the lead time changed)."""
+    return [
+        BackorderEtaChanged(order_id=b.order_id, sku=state.sku, quantity=b.quantity,
+                            previous_estimated_ship_date=b.eta, estimated_ship_date=eta)
+        for b, eta in etas(state, reach)
+        if eta != b.eta
+    ]
+
+
+def etas(state: Sku, reach: int | None) -> Iterator[tuple[Backorder, date]]:
+    """Each waiting backorder of the head with the ETA it should have, as far as `reach` (see above)."""
+    if reach is None and not state.queue_complete:
+        raise NotLoaded(state.sku, "queue", whole=True)
+    bound = None if reach is None else max(reach, state.supply)
+    covers = _covers(state)
+    cover = next(covers, None)
+    ahead = 0
+    rows = state.head()
+    while bound is None or ahead < bound:
+        backorder = next(rows, None)
+        if backorder is None:
+            return
+        ahead += backorder.quantity
+        while cover and cover[0] < ahead:
+            cover = next(covers, None)
+        computed = cover[1] if cover else backorder.placed_on + state.lead_time
+        yield backorder, promised(backorder, computed)
+
+
+def promised(backorder: Backorder, computed: date) -> date:
+    """The ETA to tell: the computed one, unless the review found one earlier than that stale."""
+    return computed if computed >= backorder.reviewed_on else backorder.fallback_eta
+
+
+def eta_of_new_backorder(state: Sku, quantity: int, today: date) -> date:
+    """The ETA of a backorder of `quantity` placed today behind the waiting ones, without walking the queue:
+    those take the first `state.backordered` units of expected supply."""
+    for covered, expected_on in _covers(state):
+        if covered >= state.backordered + quantity:
+            return max(today, expected_on)
+    return today + state.lead_time
+
+
+def _covers(state: Sku) -> Iterator[tuple[int, date]]:
+    """(units of the queue covered so far, by the purchase order expected on this date), earliest first."""
+    covered = 0
+    for replenishment in state.replenishments:
+        covered += replenishment.quantity
+        yield covered, replenishment.expected_on
+
+
+def review_overdue(state: Sku, today: date) -> list[Event]:
+    """An ETA that passed without supply is a slip: it moves once, to today plus the lead time (the earliest
+    a supplier asked now could deliver), and stays there until supply gives a credible date."""
+    return [
+        BackorderEtaChanged(order_id=b.order_id, sku=state.sku, quantity=b.quantity,
+                            previous_estimated_ship_date=b.eta, estimated_ship_date=today + state.lead_time,
+                            overdue_on=today)
+        for b in [*state.queue.values(), *state.queue_tail.values()]
+        if b.eta < today
+    ]
+
+
+def cancel_uncovered(state: Sku, reason: str | None = None) -> list[Event]:
+    """For a discontinued product: waiting units that no expected purchase order will fill are cancelled,
+    and the customers told why."""
+    if not (state.product and state.product.discontinued) or state.backordered <= state.supply:
+        return []
+    why = f"{state.product.name} is discontinued" + (f": {reason}" if reason else "")
+    supply = state.supply
+    cancellations: list[Event] = []
+    for backorder in state.head():
+        covered = min(backorder.quantity, supply)
+        supply -= covered
+        if uncovered := backorder.quantity - covered:
+            cancellations += [
+                BackorderCancelled(order_id=backorder.order_id, sku=state.sku, quantity=uncovered, remaining=covered),
+                StockReleased(order_id=backorder.order_id, sku=state.sku, quantity=0, backorder_cancelled=uncovered,
+                              kept=0, reason=why, requested=False),
+            ]
+    return cancellations
