@@ -1,6 +1,7 @@
-"""Drops and rebuilds a service's read models from its event store: `make rebuild SERVICE=order` (or
-`inventory`). Safe while the service runs: its appends wait for the rebuild's transaction. The notification
-service's read models are built from other services' events and are not rebuilt here."""
+"""Drops and rebuilds a service's read models (and the inventory's SKU rows) from its event store:
+`make rebuild SERVICE=order` (or `inventory`). Safe while the service runs: its appends wait for the
+rebuild's transaction. The notification service's read models are built from other services' events and
+are not rebuilt here."""
 
 import argparse
 import asyncio
@@ -12,8 +13,8 @@ from services.runtime import db
 from services.runtime.settings import Settings
 
 REBUILDERS = {
-    "order": order.rebuild_projections,
-    "inventory": lambda conn: inventory.rebuild_projections(conn, datetime.now(UTC).date()),
+    "order": order.rebuild,
+    "inventory": lambda conn: inventory.rebuild(conn, datetime.now(UTC).date()),
 }
 
 

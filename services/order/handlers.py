@@ -127,7 +127,7 @@ def parse_event(type_: str, data: str) -> Event:
     return ORDER_EVENTS[type_].model_validate_json(data)
 
 
-async def rebuild_projections(conn: asyncpg.Connection) -> None:
+async def rebuild(conn: asyncpg.Connection) -> None:
     """Drop and rebuild the read model from the event store; appends wait meanwhile."""
     async with conn.transaction():
         await lock_appends(conn)
