@@ -35,12 +35,14 @@ SELECT * FROM reservations WHERE sku = ANY($3::text[])
 STREAM_VERSIONS = "SELECT stream_id, max(version) AS version FROM events GROUP BY stream_id"
 OVERDUE = "SELECT sku, order_id FROM backorders WHERE eta < $1 ORDER BY sku, order_id LIMIT $2"
 SAVE_ROOTS = """
-INSERT INTO skus (sku, version, product, on_hand, reserved, backordered, next_seq, front_seq, reservations_made)
+INSERT INTO skus (sku, version, product, on_hand, reserved, backordered, next_seq, front_seq, reservations_made,
+                  enqueued_units, removed_units)
 SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[], $4::int[], $5::int[], $6::int[], $7::bigint[], $8::bigint[],
-                     $9::bigint[])
+                     $9::bigint[], $10::bigint[], $11::bigint[])
 ON CONFLICT (sku) DO UPDATE SET version = EXCLUDED.version, product = EXCLUDED.product, on_hand = EXCLUDED.on_hand,
     reserved = EXCLUDED.reserved, backordered = EXCLUDED.backordered, next_seq = EXCLUDED.next_seq,
-    front_seq = EXCLUDED.front_seq, reservations_made = EXCLUDED.reservations_made
+    front_seq = EXCLUDED.front_seq, reservations_made = EXCLUDED.reservations_made,
+    enqueued_units = EXCLUDED.enqueued_units, removed_units = EXCLUDED.removed_units
 """
 DROP_REPLENISHMENTS = "DELETE FROM replenishments WHERE sku = ANY($1::text[])"
 SAVE_REPLENISHMENTS = """
@@ -51,9 +53,9 @@ DELETE FROM backorders b USING unnest($1::text[], $2::text[]) AS k(sku, order_id
 WHERE (b.sku, b.order_id) = (k.sku, k.order_id)
 """
 SAVE_BACKORDERS = """
-INSERT INTO backorders SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::date[], $6::date[],
-                                            $7::date[], $8::date[])
-ON CONFLICT (sku, order_id) DO UPDATE SET seq = EXCLUDED.seq, quantity = EXCLUDED.quantity,
+INSERT INTO backorders SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::date[],
+                                            $7::date[], $8::date[], $9::date[])
+ON CONFLICT (sku, order_id) DO UPDATE SET seq = EXCLUDED.seq, ticket = EXCLUDED.ticket, quantity = EXCLUDED.quantity,
     placed_on = EXCLUDED.placed_on, eta = EXCLUDED.eta, reviewed_on = EXCLUDED.reviewed_on,
     fallback_eta = EXCLUDED.fallback_eta
 """
@@ -100,7 +102,11 @@ class Batch:
         for r in await self._conn.fetch(REPLENISHMENTS, names):
             self.skus[r["sku"]].replenishments.append(Replenishment(r["po_id"], r["quantity"], r["expected_on"]))
         named = [(sku, order_id) for sku in names for order_id in wants[sku].orders]
-        heads = [(sku, wants[sku].head_rows) for sku in names if wants[sku].head_rows != 0 and self.skus[sku].backordered]
+        for sku, want in wants.items():  # a walk of the queue reaches as far as supply covers: a row per unit at most
+            if want.head_rows:
+                want.head_rows = max(want.head_rows, self.skus[sku].supply + 1)
+        heads = [(sku, want.head_rows) for sku, want in wants.items()
+                 if want.head_rows != 0 and self.skus[sku].backordered]
         rows = await self._conn.fetch(BACKORDERS, [s for s, _ in heads], [n for _, n in heads],
                                       [s for s, _ in named], [o for _, o in named])
         by_sku: dict[str, list[asyncpg.Record]] = defaultdict(list)
@@ -141,7 +147,8 @@ async def write(conn: asyncpg.Connection, skus: list[Sku], versions: dict[str, i
     """Write the roots of `skus` and the rows of theirs that changed."""
     await conn.execute(SAVE_ROOTS, *zip(*(
         (s.sku, versions[s.sku], json.dumps(asdict(s.product)) if s.product else None, s.on_hand, s.reserved,
-         s.backordered, s.next_seq, s.front_seq, s.reservations_made) for s in skus)))
+         s.backordered, s.next_seq, s.front_seq, s.reservations_made, s.enqueued_units, s.removed_units)
+        for s in skus)))
     resupplied = [s for s in skus if s.changes.replenishments]
     if resupplied:
         await conn.execute(DROP_REPLENISHMENTS, [s.sku for s in resupplied])
@@ -179,7 +186,8 @@ async def rewrite(conn: asyncpg.Connection, skus: list[Sku]) -> None:
 
 def _backorder_row(state: Sku, order_id: str) -> tuple | None:
     b = state.backorder(order_id)
-    return b and (state.sku, b.order_id, b.seq, b.quantity, b.placed_on, b.eta, b.reviewed_on, b.fallback_eta)
+    return b and (state.sku, b.order_id, b.seq, b.ticket, b.quantity, b.placed_on, b.eta, b.reviewed_on,
+                  b.fallback_eta)
 
 
 def _reservation_row(state: Sku, order_id: str) -> tuple | None:
@@ -201,14 +209,15 @@ def _root(sku: str, row: asyncpg.Record | None) -> Sku:
     product = json.loads(row["product"]) if row["product"] else None
     return Sku(sku=sku, product=Product(**product | {"alternatives": tuple(product["alternatives"])}) if product else None,
                on_hand=row["on_hand"], reserved=row["reserved"], backordered=row["backordered"],
-               next_seq=row["next_seq"], front_seq=row["front_seq"], reservations_made=row["reservations_made"])
+               next_seq=row["next_seq"], front_seq=row["front_seq"], reservations_made=row["reservations_made"],
+               enqueued_units=row["enqueued_units"], removed_units=row["removed_units"])
 
 
 def _place_queue(state: Sku, rows: list[asyncpg.Record], head_rows: int | None) -> None:
     """The loaded rows in queue order: the first `head_rows` are the head window (a named row further back
     comes after all of them), the rest are named rows beyond it."""
-    backorders = sorted((Backorder(r["order_id"], r["quantity"], r["seq"], r["placed_on"], r["eta"], r["reviewed_on"],
-                                   r["fallback_eta"]) for r in rows), key=lambda b: b.seq)
+    backorders = sorted((Backorder(r["order_id"], r["quantity"], r["seq"], r["ticket"], r["placed_on"], r["eta"],
+                                   r["reviewed_on"], r["fallback_eta"]) for r in rows), key=lambda b: b.seq)
     window = backorders if head_rows is None else backorders[:head_rows]
     state.queue = {b.order_id: b for b in window}
     state.queue_tail = {b.order_id: b for b in backorders[len(window):]}

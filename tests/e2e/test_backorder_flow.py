@@ -41,7 +41,7 @@ async def test_in_stock_order_is_reserved_confirmed_and_the_customer_told(stack)
     order = (await stack.get("order", f"/orders/{order_id}")).json()
     assert order["status"] == "confirmed"
     assert order["lines"] == [{"sku": sku, "quantity": 4, "unit_price": "9.90", "reserved": 4, "backordered": 0,
-                               "fulfilled": 0, "cancelled": 0, "shipping": "standard", "estimated_ship_date": None,
+                               "fulfilled": 0, "shipped": 0, "cancelled": 0, "shipping": "standard", "estimated_ship_date": None,
                                "rejection": None}]
     availability = (await stack.get("inventory", f"/availability/{sku}")).json()
     assert (availability["status"], availability["available"]) == ("in_stock", 6)

@@ -53,10 +53,12 @@ def _refusal(state: Sku, order: OrderPlaced, quantity: int) -> tuple[str, str] |
 
 
 def receive_stock(state: Sku, cmd: ReceiveStock) -> list[Event]:
-    """Stock arrives: fill waiting backorders oldest first, partially if short; the rest is available."""
+    """Stock arrives: fill waiting backorders oldest first, partially if short; the rest is available.
+    A receipt that names no purchase order takes the units it fills from the head of the queue and as many
+    from the earliest expected supply: what still waits keeps the supply it counted on, and its ETA."""
     draft = state.draft()
     reach = draft.supply
-    return apply(draft, [StockReceived(**cmd.model_dump())]) + settle(draft, reach)
+    return apply(draft, [StockReceived(**cmd.model_dump())]) + settle(draft, reach, etas_move=bool(cmd.po_id))
 
 
 def cancel(state: Sku, order_id: str) -> list[Event]:
@@ -72,8 +74,11 @@ def cancel(state: Sku, order_id: str) -> list[Event]:
     events.append(StockReleased(order_id=order_id, sku=state.sku, quantity=held.from_stock if held else 0,
                                 backorder_cancelled=waiting.quantity if waiting else 0,
                                 kept=held.filled if held else 0))
+    # Beyond the supply-covered head, the units behind only move up among ETAs that rest on the lead time.
+    beyond_supply = waiting and draft.units_ahead_at_least(waiting) >= draft.supply
+    releases_stock = held and held.from_stock  # which fills the head
     reach = draft.supply
-    return apply(draft, events) + settle(draft, reach)
+    return apply(draft, events) + settle(draft, reach, etas_move=not beyond_supply or bool(releases_stock))
 
 
 def ship(state: Sku, order_id: str, quantity: int) -> list[Event]:
@@ -121,10 +126,10 @@ def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
     return events + settle(draft, reach)
 
 
-def settle(draft: Sku, reach: int | None) -> list[Event]:
+def settle(draft: Sku, reach: int | None, etas_move: bool = True) -> list[Event]:
     """After stock, supply or the queue changed: available stock fills the oldest waiting backorders,
     partially when short; then what supply cannot fill of a discontinued product is cancelled, and the
-    ETAs of what still waits move."""
+    ETAs of what still waits move (unless the caller knows that none can)."""
     fills: list[Event] = []
     available = draft.available
     rows = draft.head() if draft.backordered else iter(())
@@ -133,4 +138,4 @@ def settle(draft: Sku, reach: int | None) -> list[Event]:
         available -= filled
         fills.append(BackorderFulfilled(order_id=backorder.order_id, sku=draft.sku, quantity=filled,
                                         remaining=backorder.quantity - filled))
-    return apply(draft, fills) + after_supply_changed(draft, reach)
+    return apply(draft, fills) + after_supply_changed(draft, reach, etas_move=etas_move)

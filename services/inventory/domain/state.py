@@ -44,6 +44,8 @@ class Backorder:
     order_id: str
     quantity: int  # still waiting
     seq: int  # place in the queue: lower is served first
+    # Units enqueued ahead of it when it joined, less those removed since (see `Sku.units_ahead_at_least`).
+    ticket: int
     placed_on: date
     eta: date
     # An ETA that passed without supply was moved by the review of `reviewed_on` to `fallback_eta`: from
@@ -107,6 +109,8 @@ class Sku:
     next_seq: int = 0  # for the tail of the queue
     front_seq: int = 0  # for the head: a count's revoked reservations go first
     reservations_made: int = 0
+    enqueued_units: int = 0  # ever put at the tail of the queue
+    removed_units: int = 0  # ever taken out of it (filled, cancelled, shipped)
     changes: Changes = field(default_factory=Changes, compare=False, repr=False)
 
     @property
@@ -127,6 +131,11 @@ class Sku:
         yield from list(self.queue.values())
         if not self.queue_complete:
             raise NotLoaded(self.sku, "queue")
+
+    def units_ahead_at_least(self, backorder: Backorder) -> int:
+        """A lower bound of the units waiting ahead of `backorder`, without walking the queue: its ticket
+        counts every unit enqueued before it, and every unit removed since may have been ahead of it."""
+        return backorder.ticket - self.removed_units
 
     def backorder(self, order_id: str) -> Backorder | None:
         return self.queue.get(order_id) or self.queue_tail.get(order_id)
@@ -168,9 +177,11 @@ def evolve(state: Sku, event: Event) -> Sku:
             _hold(state, event.order_id, from_stock=event.quantity)
         case BackorderCreated():
             state.backordered += event.quantity
-            _put_backorder(state, Backorder(event.order_id, event.quantity, state.next_seq, event.backordered_on,
-                                            event.estimated_ship_date, event.backordered_on, event.backordered_on))
+            _put_backorder(state, Backorder(event.order_id, event.quantity, state.next_seq, state.enqueued_units,
+                                            event.backordered_on, event.estimated_ship_date, event.backordered_on,
+                                            event.backordered_on))
             state.next_seq += 1
+            state.enqueued_units += event.quantity
         case BackorderFulfilled():
             state.reserved += event.quantity
             _hold(state, event.order_id, filled=event.quantity)
@@ -207,7 +218,7 @@ def evolve(state: Sku, event: Event) -> Sku:
             state.front_seq -= 1
             placed_on = min(waiting.placed_on, event.revoked_on) if waiting else event.revoked_on
             _put_backorder(state, Backorder(event.order_id, event.quantity + (waiting.quantity if waiting else 0),
-                                            state.front_seq, placed_on, event.estimated_ship_date,
+                                            state.front_seq, state.removed_units, placed_on, event.estimated_ship_date,
                                             waiting.reviewed_on if waiting else event.revoked_on,
                                             waiting.fallback_eta if waiting else event.revoked_on), at_head=True)
     return state
@@ -261,6 +272,7 @@ def _put_reservation(state: Sku, reservation: Reservation) -> None:
 
 def _take_from_backorder(state: Sku, order_id: str, quantity: int) -> None:
     state.backordered -= quantity
+    state.removed_units += quantity
     waiting = state.backorder(order_id)
     if waiting.quantity == quantity:
         _drop_backorder(state, order_id)

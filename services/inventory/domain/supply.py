@@ -46,10 +46,13 @@ def _changed(state: Sku, change: Event) -> list[Event]:
     return apply(draft, [change]) + after_supply_changed(draft, reach)
 
 
-def after_supply_changed(draft: Sku, reach: int | None, reason: str | None = None) -> list[Event]:
+def after_supply_changed(draft: Sku, reach: int | None, reason: str | None = None, etas_move: bool = True
+                         ) -> list[Event]:
     """What supply no longer covers of a discontinued product is cancelled first (nobody is told a slip for
     units being cancelled); then the ETAs of what still waits move. `reach`: see `eta_changes`."""
     events = apply(draft, cancel_uncovered(draft, reason))
+    if not etas_move and not events:
+        return events
     return events + apply(draft, eta_changes(draft, reach))
 
 

@@ -9,13 +9,16 @@ CREATE TABLE skus (
     backordered       integer NOT NULL CHECK (backordered >= 0),
     next_seq          bigint NOT NULL,
     front_seq         bigint NOT NULL,
-    reservations_made bigint NOT NULL
+    reservations_made bigint NOT NULL,
+    enqueued_units    bigint NOT NULL,
+    removed_units     bigint NOT NULL
 );
 
 CREATE TABLE backorders (
     sku          text NOT NULL,
     order_id     text NOT NULL,
     seq          bigint NOT NULL,  -- place in the queue, lower first
+    ticket       bigint NOT NULL,  -- units enqueued before it: bounds the units ahead without a walk
     quantity     integer NOT NULL CHECK (quantity > 0),
     placed_on    date NOT NULL,
     eta          date NOT NULL,
@@ -47,10 +50,13 @@ CREATE TABLE replenishments (
 INSERT INTO skus
 SELECT stream_id, version, nullif(state->'product', 'null'::jsonb), (state->>'on_hand')::int, (state->>'reserved')::int,
        (state->>'backordered')::int, jsonb_array_length(state->'backorders'), 0,
-       coalesce((state->>'reservations_made')::bigint, 0)
+       coalesce((state->>'reservations_made')::bigint, 0), (state->>'backordered')::int, 0
 FROM snapshots;
 INSERT INTO backorders
-SELECT s.stream_id, q.b->>'order_id', q.n - 1, (q.b->>'quantity')::int, (q.b->>'placed_on')::date, (q.b->>'eta')::date,
+SELECT s.stream_id, q.b->>'order_id', q.n - 1,
+       coalesce(sum((q.b->>'quantity')::int) OVER (PARTITION BY s.stream_id ORDER BY q.n
+                                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0),
+       (q.b->>'quantity')::int, (q.b->>'placed_on')::date, (q.b->>'eta')::date,
        (q.b->>'placed_on')::date, (q.b->>'placed_on')::date
 FROM snapshots s, jsonb_array_elements(s.state->'backorders') WITH ORDINALITY AS q(b, n);
 INSERT INTO reservations
