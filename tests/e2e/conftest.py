@@ -70,6 +70,7 @@ class Stack:
     webhook: WebhookReceiver
     http: dict[str, str]
     logs: Path
+    database_url: str
 
     async def get(self, service: str, path: str) -> httpx.Response:
         async with httpx.AsyncClient(base_url=self.http[service]) as client:
@@ -101,7 +102,8 @@ async def stack(request, database_factory, tmp_path_factory):
     try:
         await asyncio.to_thread(wait_healthy, env, processes)
         bus = await Bus(bootstrap).start()
-        yield Stack(request.param, bus, mail, webhook, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder)
+        yield Stack(request.param, bus, mail, webhook, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder,
+                    env["DATABASE_URL"])
         await bus.stop()
     finally:
         stop_services(processes)

@@ -224,8 +224,8 @@ def test_shipping_everything_reserved_or_filled_marks_the_order_shipped():
     assert first == [OrderShipped(order_id="o1", shipment_id="s1", lines=[{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}],
                                   carrier="DHL", tracking_number="T1", complete=False)]
     assert s.order.status == "backordered" and s.order.line("A").shipped == 1
-    s.inventory(BackorderFulfilled(order_id="o1", sku="A", quantity=2, remaining=0))
-    assert s.order.status == "partially_shipped"
+    events = s.inventory(BackorderFulfilled(order_id="o1", sku="A", quantity=2, remaining=0))
+    assert isinstance(events[-1], OrderReadyToShip) and s.order.status == "ready_to_ship"
     last = s(decisions.ship, ShipOrder(order_id="o1", shipment_id="s2", lines=[{"sku": "A", "quantity": 2}]))
     assert last[0].complete and s.order.status == "shipped"
     assert s(decisions.ship, ShipOrder(order_id="o1", shipment_id="s2")) == []  # the same shipment again

@@ -98,9 +98,11 @@ def derive_status(order: Order) -> Status:
         return "cancelled" if any(line.cancelled for line in lines) else "rejected"
     if any(line.backordered for line in lines):
         return "backordered"
+    if any(line.fulfilled for line in lines):
+        return "ready_to_ship"  # filled backorders wait to ship, expedited
     if any(line.shipped for line in lines):
         return "partially_shipped" if any(line.open for line in lines) else "shipped"
-    return "ready_to_ship" if any(line.fulfilled for line in lines) else "confirmed"
+    return "confirmed"
 
 
 def evolve(order: Order | None, event: Event) -> Order:
