@@ -1,0 +1,111 @@
+"""The notification service on real PostgreSQL: events in through its consumer and handler, out through the
+dispatcher to channels that keep what they are given."""
+
+import asyncio
+from datetime import date
+from functools import partial
+
+from contracts.commands import OrderLine
+from contracts.envelope import Envelope
+from contracts.events import ORDER_EVENTS, BackorderCreated, BackorderEtaChanged, OrderPlaced, ProductRegistered
+from contracts.topics import INVENTORY_EVENTS, ORDERS_EVENTS
+from services.notification import app, handlers
+from services.notification.channels import Outgoing
+from services.notification.dispatch import Dispatcher
+from services.runtime.consumer import BatchConsumer
+from tests.integration.helpers import record
+
+ETA = date(2026, 12, 9)
+LATER = date(2026, 12, 23)
+
+
+class Channel:
+    """A channel that keeps every notification it is given."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.sent: list[Outgoing] = []
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def send(self, n: Outgoing) -> None:
+        self.sent.append(n)
+
+
+async def _publish(value, topic, *, key=None, headers=None, no_confirm=False):
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+
+class Notifications:
+    """The service's consumer and dispatcher on one database, with an email and a webhook channel."""
+
+    def __init__(self, pool, channels=("email",)) -> None:
+        self.pool = pool
+        self.email, self.webhook = Channel("email"), Channel("webhook")
+        handle = partial(handlers.handle, eta_window_s=0, channels=channels)
+        self.consumer = BatchConsumer("notification", pool, app.SERVICE.subscriptions, handle, handlers.inbox_key,
+                                      _publish, lambda: None)
+        self.dispatcher = Dispatcher(pool, self.email, self.webhook, on_recorded=lambda: None)
+
+    async def receive(self, *events) -> list[tuple[str, bytes]]:
+        """Handle the events (or records given back by an earlier call) as one batch; returns the records."""
+        records = [e if isinstance(e, tuple) else (_topic(e), Envelope.wrap(e, source="tests").to_bytes())
+                   for e in events]
+        await self.consumer.process([record(topic, value) for topic, value in records])
+        return records
+
+    async def dispatch(self) -> None:
+        while await self.dispatcher.dispatch_once():
+            pass
+
+    def mails(self, kind: str | None = None) -> list[Outgoing]:
+        return [n for n in self.email.sent if kind is None or n.kind == kind]
+
+    async def sent_events(self, kind: str) -> list:
+        return await self.pool.fetch("SELECT data FROM events WHERE type = 'NotificationSent' AND data->>'kind' = $1",
+                                     kind)
+
+
+def _topic(event) -> str:
+    return ORDERS_EVENTS if type(event).__name__ in ORDER_EVENTS else INVENTORY_EVENTS
+
+
+def placed(order_id: str, *skus: str) -> OrderPlaced:
+    return OrderPlaced(order_id=order_id, customer_id="c-1", customer_email=f"{order_id}@example.com",
+                       lines=[OrderLine(sku=s, quantity=2) for s in skus])
+
+
+def product(sku: str, name: str, alternatives: list[str] = []) -> ProductRegistered:
+    return ProductRegistered(sku=sku, name=name, backorderable=True, discontinued=False, lead_time_days=10,
+                             safety_stock=0, alternatives=alternatives)
+
+
+def backordered(order_id: str, sku: str, quantity: int, eta: date = ETA) -> BackorderCreated:
+    return BackorderCreated(order_id=order_id, sku=sku, quantity=quantity, estimated_ship_date=eta,
+                            backordered_on=date(2026, 11, 25))
+
+
+def moved(order_id: str, sku: str, quantity: int, eta: date, previous: date = ETA) -> BackorderEtaChanged:
+    return BackorderEtaChanged(order_id=order_id, sku=sku, quantity=quantity, previous_estimated_ship_date=previous,
+                               estimated_ship_date=eta)
+
+
+async def test_eta_changes_to_one_order_before_its_update_goes_out_make_one_update_with_the_latest_eta(pools):
+    service = Notifications(await pools("notification"))
+    await service.receive(placed("o1", "LAMP"), product("LAMP", "Desk Lamp"), backordered("o1", "LAMP", 2))
+    await service.dispatch()
+
+    await service.receive(moved("o1", "LAMP", 2, date(2026, 12, 15)))
+    await service.receive(moved("o1", "LAMP", 2, LATER, previous=date(2026, 12, 15)))
+    await service.dispatch()
+
+    update = service.mails("eta_changed")
+    assert len(update) == 1
+    assert f"2 x Desk Lamp: now {LATER.isoformat()}" in update[0].body
+    assert len(await service.sent_events("eta_changed")) == 1

@@ -1,0 +1,69 @@
+"""What the notification service tells customers, and when: its pure rules, no I/O."""
+
+from datetime import UTC, date, datetime, timedelta
+
+from contracts.events import (
+    BackorderCreated,
+    BackorderEtaChanged,
+    BackorderFulfilled,
+    DiscountOffered,
+    ReservationRevoked,
+)
+from services.notification import domain
+from services.notification.domain import Waiting
+
+ETA = date(2026, 12, 9)
+LATER = date(2026, 12, 23)
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def backordered(sku: str = "LAMP", quantity: int = 2, order_id: str = "o1") -> BackorderCreated:
+    return BackorderCreated(order_id=order_id, sku=sku, quantity=quantity, estimated_ship_date=ETA,
+                            backordered_on=date(2026, 11, 25))
+
+
+def test_eta_changes_to_one_order_in_a_batch_make_one_update_named_after_the_first_and_due_a_window_later():
+    updates = domain.eta_updates([("o1", "m1", "c1"), ("o2", "m2", "c2"), ("o1", "m3", "c3")], NOW, 60)
+
+    assert [(u.order_id, u.causation_id) for u in updates] == [("o1", "m1"), ("o2", "m2")]
+    assert updates[0].notification_id == domain.notification_id(domain.ETA_UPDATE, "m1")
+    assert {u.send_after for u in updates} == {NOW + timedelta(seconds=60)}
+
+
+def test_an_eta_move_and_goodwill_for_a_slip_call_for_the_eta_update_but_goodwill_for_a_long_wait_does_not():
+    slip = DiscountOffered(order_id="o1", code="X", percent=10, cause="eta_slipped", reason="late")
+    wait = DiscountOffered(order_id="o1", code="X", percent=10, cause="long_wait", reason="long")
+    move = BackorderEtaChanged(order_id="o1", sku="LAMP", quantity=2, previous_estimated_ship_date=ETA,
+                               estimated_ship_date=LATER)
+
+    assert [domain.calls_for_eta_update(e) for e in (move, slip, wait, backordered())] == [True, True, False, False]
+
+
+def test_the_eta_update_tells_each_waiting_line_its_latest_eta_and_the_discount_and_nothing_when_none_waits():
+    subject, body = domain.eta_update("o1", [("Desk Lamp", 2, LATER)], ("SORRY-1", 10))
+
+    assert subject == "Order o1: new estimated ship date"
+    assert f"2 x Desk Lamp: now {LATER.isoformat()}" in body and "SORRY-1 for 10% off" in body
+    assert domain.eta_update("o1", [], ("SORRY-1", 10)) is None
+
+
+def test_units_left_by_a_fill_wait_on_the_eta_they_had_and_a_full_fill_leaves_nothing_waiting():
+    revoked = ReservationRevoked(order_id="o2", sku="LAMP", quantity=1, estimated_ship_date=LATER,
+                                 revoked_on=date(2026, 11, 26), waiting=3)
+    waits = domain.still_waiting([
+        backordered(quantity=3),
+        BackorderFulfilled(order_id="o1", sku="LAMP", quantity=1, remaining=2),
+        revoked,
+        BackorderFulfilled(order_id="o2", sku="LAMP", quantity=3, remaining=0),
+    ])
+
+    assert waits == {("o1", "LAMP"): Waiting(2, ETA), ("o2", "LAMP"): None}
+
+
+def test_a_backorder_mail_names_the_product_and_offers_at_most_three_alternatives_in_stock():
+    alternatives = {"LAMP": [(f"ALT{i}", f"Lamp {i}") for i in range(5)]}
+
+    mail = domain.decide(backordered(), "m1", {"LAMP": "Desk Lamp"}, alternatives)
+
+    assert mail.subject == "Order o1: Desk Lamp is backordered"
+    assert "Lamp 2 (ALT2)" in mail.body and "ALT3" not in mail.body
