@@ -122,12 +122,10 @@ def still_waiting(events: Iterable[Event]) -> dict[tuple[str, str], Waiting | No
                 waits[(event.order_id, event.sku)] = Waiting(event.quantity, event.estimated_ship_date)
             case ReservationRevoked():
                 waits[(event.order_id, event.sku)] = Waiting(event.waiting, event.estimated_ship_date)
-            case BackorderFulfilled():
+            case BackorderFulfilled() | BackorderCancelled():  # a partial cancellation leaves `remaining` too
                 key = (event.order_id, event.sku)
                 before = waits.get(key)
-                waits[key] = Waiting(event.remaining, before.eta if before else None) if event.remaining else None
-            case BackorderCancelled():
-                waits[(event.order_id, event.sku)] = None
+                waits[key] = Waiting(event.remaining, before.eta if before else None) if event.remaining > 0 else None
     return waits
 
 

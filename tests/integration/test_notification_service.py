@@ -7,7 +7,14 @@ from functools import partial
 
 from contracts.commands import OrderLine
 from contracts.envelope import Envelope
-from contracts.events import ORDER_EVENTS, BackorderCreated, BackorderEtaChanged, OrderPlaced, ProductRegistered
+from contracts.events import (
+    ORDER_EVENTS,
+    BackorderCancelled,
+    BackorderCreated,
+    BackorderEtaChanged,
+    OrderPlaced,
+    ProductRegistered,
+)
 from contracts.topics import INVENTORY_EVENTS, ORDERS_EVENTS
 from services.notification import app, handlers
 from services.notification.channels import Outgoing
@@ -109,3 +116,34 @@ async def test_eta_changes_to_one_order_before_its_update_goes_out_make_one_upda
     assert len(update) == 1
     assert f"2 x Desk Lamp: now {LATER.isoformat()}" in update[0].body
     assert len(await service.sent_events("eta_changed")) == 1
+
+
+async def test_units_left_by_a_partial_cancellation_keep_their_eta_and_the_next_update_tells_them(pools):
+    service = Notifications(await pools("notification"))
+    await service.receive(placed("o1", "RADIO", "LAMP"), product("RADIO", "Old Radio"), product("LAMP", "Desk Lamp"),
+                          backordered("o1", "RADIO", 2), backordered("o1", "LAMP", 1))
+
+    # A discontinue: expected supply covers one of the two radios.
+    await service.receive(BackorderCancelled(order_id="o1", sku="RADIO", quantity=1, remaining=1))
+    await service.receive(moved("o1", "LAMP", 1, LATER))
+    await service.dispatch()
+
+    etas = await service.pool.fetch("SELECT sku, quantity, eta FROM backorder_etas WHERE order_id = 'o1' ORDER BY sku")
+    assert [tuple(r) for r in etas] == [("LAMP", 1, LATER), ("RADIO", 1, ETA)]
+    update = service.mails("eta_changed")[0]
+    assert f"1 x Old Radio: now {ETA.isoformat()}" in update.body
+    assert f"1 x Desk Lamp: now {LATER.isoformat()}" in update.body
+
+
+async def test_a_cancellation_that_leaves_nothing_waiting_takes_the_line_out_of_the_next_update(pools):
+    service = Notifications(await pools("notification"))
+    await service.receive(placed("o1", "RADIO", "LAMP"), product("RADIO", "Old Radio"), product("LAMP", "Desk Lamp"),
+                          backordered("o1", "RADIO", 2), backordered("o1", "LAMP", 1))
+
+    await service.receive(BackorderCancelled(order_id="o1", sku="RADIO", quantity=2, remaining=0))
+    await service.receive(moved("o1", "LAMP", 1, LATER))
+    await service.dispatch()
+
+    etas = await service.pool.fetch("SELECT sku FROM backorder_etas WHERE order_id = 'o1'")
+    assert [r["sku"] for r in etas] == ["LAMP"]
+    assert "Old Radio" not in service.mails("eta_changed")[0].body

@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 
 from contracts.events import (
+    BackorderCancelled,
     BackorderCreated,
     BackorderEtaChanged,
     BackorderFulfilled,
@@ -58,6 +59,26 @@ def test_units_left_by_a_fill_wait_on_the_eta_they_had_and_a_full_fill_leaves_no
     ])
 
     assert waits == {("o1", "LAMP"): Waiting(2, ETA), ("o2", "LAMP"): None}
+
+
+def test_a_partial_cancellation_keeps_the_units_that_still_wait_with_their_eta():
+    waits = domain.still_waiting([backordered(quantity=2),
+                                  BackorderCancelled(order_id="o1", sku="LAMP", quantity=1, remaining=1)])
+
+    assert waits == {("o1", "LAMP"): Waiting(1, ETA)}
+
+
+def test_a_partial_cancellation_of_a_backorder_learnt_earlier_keeps_the_eta_known_before():
+    waits = domain.still_waiting([BackorderCancelled(order_id="o1", sku="LAMP", quantity=1, remaining=1)])
+
+    assert waits == {("o1", "LAMP"): Waiting(1, None)}  # None: the ETA already recorded stays
+
+
+def test_a_cancellation_that_leaves_nothing_waiting_drops_the_backorder():
+    waits = domain.still_waiting([backordered(quantity=2),
+                                  BackorderCancelled(order_id="o1", sku="LAMP", quantity=2, remaining=0)])
+
+    assert waits == {("o1", "LAMP"): None}
 
 
 def test_a_backorder_mail_names_the_product_and_offers_at_most_three_alternatives_in_stock():
