@@ -15,6 +15,7 @@ from contracts.events import (
     Event,
     OrderCancelled,
     OrderConfirmed,
+    RejectedLine,
     ReservationRevoked,
 )
 
@@ -40,6 +41,8 @@ def named_skus(event: Event) -> set[str]:
     match event:
         case BackorderCreated() | BackorderFulfilled() | ReservationRevoked():
             return {event.sku}
+        case OrderCancelled():
+            return {l.sku for l in event.lines} | {l.sku for l in event.rejected_lines}
     return set()
 
 
@@ -87,18 +90,43 @@ def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},
             body = f"Good news: {event.quantity} x {item} from your backorder ship now, by expedited shipping.\n"
             if event.remaining:
                 body += f"{event.remaining} more are still on backorder; we will tell you when they ship.\n"
+        case OrderCancelled() if not event.lines:
+            # Closed rather than cancelled: its last open line was refused after the rest had been cancelled
+            # (and refunded, told then), so no refund is due now.
+            kind = "order_cancelled"
+            subject = f"Order {event.order_id} is closed"
+            body = "Your order is closed: nothing of it is left to ship.\n"
+            if event.reason:
+                body += f"Reason: {event.reason.rstrip('.')}.\n"
+            body += _refused(event.rejected_lines, names)
         case OrderCancelled():
             kind = "order_cancelled"
             subject = f"Order {event.order_id}: cancellation confirmed"
-            what = "your order" if event.whole_order else ", ".join(f"{l.quantity} x {l.sku}" for l in event.lines)
-            body = f"We have cancelled {what}" + (f" ({event.reason}).\n" if event.reason else ".\n")
+            what = "your order" if event.whole_order else ", ".join(
+                f"{l.quantity} x {_item(l.sku, names)}" for l in event.lines)
+            body = f"We have cancelled {what}.\n"
+            if event.reason:
+                body += f"Reason: {event.reason.rstrip('.')}.\n"
             if event.refund_amount is not None:
-                body += f"A refund of {event.refund_amount} {event.currency or ''} is on its way.\n".replace(" \n", "\n")
+                amount = f"{event.refund_amount} {event.currency}" if event.currency else str(event.refund_amount)
+                body += f"A refund of {amount} is on its way.\n"
             else:
                 body += "Anything you paid for the cancelled items will be refunded.\n"
+            body += _refused(event.rejected_lines, names)
         case _:
             return None
     return Notification(notification_id(kind, cause_id), event.order_id, kind, subject, body)
+
+
+def _item(sku: str, names: Mapping[str, str]) -> str:
+    return f"{names[sku]} ({sku})" if sku in names else sku
+
+
+def _refused(lines: Sequence[RejectedLine], names: Mapping[str, str]) -> str:
+    """Which items could not be ordered, and why."""
+    if not lines:
+        return ""
+    return "We could not order:\n" + "".join(f"  - {_item(l.sku, names)}: {l.message}\n" for l in lines)
 
 
 # --- What waits ---------------------------------------------------------------------------------

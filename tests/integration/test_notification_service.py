@@ -12,8 +12,10 @@ from contracts.events import (
     BackorderCancelled,
     BackorderCreated,
     BackorderEtaChanged,
+    OrderCancelled,
     OrderPlaced,
     ProductRegistered,
+    RejectedLine,
 )
 from contracts.topics import INVENTORY_EVENTS, ORDERS_EVENTS
 from services.notification import app, handlers
@@ -147,3 +149,18 @@ async def test_a_cancellation_that_leaves_nothing_waiting_takes_the_line_out_of_
     etas = await service.pool.fetch("SELECT sku FROM backorder_etas WHERE order_id = 'o1'")
     assert [r["sku"] for r in etas] == ["LAMP"]
     assert "Old Radio" not in service.mails("eta_changed")[0].body
+
+
+async def test_an_order_closed_by_a_refused_last_line_is_mailed_with_the_items_that_could_not_be_ordered(pools):
+    service = Notifications(await pools("notification"))
+    refused = RejectedLine(sku="RADIO", reason="discontinued", message="Old Radio is discontinued and only 0 are left")
+
+    await service.receive(placed("o1", "RADIO"), product("RADIO", "Old Radio"),
+                          OrderCancelled(order_id="o1", lines=[], whole_order=True, rejected_lines=[refused]))
+    await service.dispatch()
+
+    mail = service.mails("order_cancelled")[0]
+    assert (mail.subject, mail.customer_email) == ("Order o1 is closed", "o1@example.com")
+    assert "Old Radio (RADIO): Old Radio is discontinued and only 0 are left" in mail.body
+    assert "refund" not in mail.body.lower()
+    assert len(await service.sent_events("order_cancelled")) == 1

@@ -1,13 +1,17 @@
 """What the notification service tells customers, and when: its pure rules, no I/O."""
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from contracts.events import (
     BackorderCancelled,
     BackorderCreated,
     BackorderEtaChanged,
     BackorderFulfilled,
+    CancelledLine,
     DiscountOffered,
+    OrderCancelled,
+    RejectedLine,
     ReservationRevoked,
 )
 from services.notification import domain
@@ -88,3 +92,38 @@ def test_a_backorder_mail_names_the_product_and_offers_at_most_three_alternative
 
     assert mail.subject == "Order o1: Desk Lamp is backordered"
     assert "Lamp 2 (ALT2)" in mail.body and "ALT3" not in mail.body
+
+
+def test_a_cancellation_mail_states_the_stores_reason_and_the_refund_amount():
+    cancelled = OrderCancelled(order_id="o1", lines=[CancelledLine(sku="RADIO", quantity=1)], whole_order=True,
+                               reason="Old Radio is discontinued: no longer made", refund_amount=Decimal("5.00"),
+                               currency="EUR")
+
+    mail = domain.decide(cancelled, "m1", {"RADIO": "Old Radio"})
+
+    assert mail.kind == "order_cancelled" and mail.subject == "Order o1: cancellation confirmed"
+    assert "Reason: Old Radio is discontinued: no longer made.\n" in mail.body
+    assert "A refund of 5.00 EUR is on its way." in mail.body
+
+
+def test_a_cancellation_of_one_line_names_it_and_without_prices_promises_a_refund_of_what_was_paid():
+    cancelled = OrderCancelled(order_id="o1", lines=[CancelledLine(sku="LAMP", quantity=2)], whole_order=False)
+
+    mail = domain.decide(cancelled, "m1", {"LAMP": "Desk Lamp"})
+
+    assert mail.body.startswith("We have cancelled 2 x Desk Lamp (LAMP).\n")
+    assert "Reason" not in mail.body and "will be refunded" in mail.body
+
+
+def test_an_order_closed_by_a_refused_last_line_says_which_items_could_not_be_ordered_and_why_and_no_refund():
+    closed = OrderCancelled(order_id="o1", lines=[], whole_order=True, rejected_lines=[
+        RejectedLine(sku="RADIO", reason="discontinued", message="Old Radio is discontinued and only 0 are left"),
+        RejectedLine(sku="GONE", reason="unknown_sku", message="GONE is not a product we sell"),
+    ])
+
+    mail = domain.decide(closed, "m1", {"RADIO": "Old Radio"})
+
+    assert mail.kind == "order_cancelled" and mail.subject == "Order o1 is closed"
+    assert "  - Old Radio (RADIO): Old Radio is discontinued and only 0 are left\n" in mail.body
+    assert "  - GONE: GONE is not a product we sell\n" in mail.body
+    assert "refund" not in mail.body.lower()
