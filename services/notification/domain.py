@@ -15,6 +15,7 @@ from contracts.events import (
     Event,
     OrderCancelled,
     OrderConfirmed,
+    OrderShipped,
     RejectedLine,
     ReservationRevoked,
 )
@@ -43,13 +44,16 @@ def named_skus(event: Event) -> set[str]:
             return {event.sku}
         case OrderCancelled():
             return {l.sku for l in event.lines} | {l.sku for l in event.rejected_lines}
+        case OrderShipped():
+            return {l.sku for l in event.lines}
     return set()
 
 
 def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},
            alternatives: Mapping[str, Sequence[tuple[str, str]]] = {}) -> Notification | None:
-    """The notification `event` calls for, if any. `names` are product names by SKU, where known;
-    `alternatives` are (sku, name) by SKU of products in stock now that could replace a backordered one."""
+    """The notification `event` (carried by the message `cause_id`) calls for, if any. `names` are product
+    names by SKU, where known; `alternatives` are (sku, name) by SKU of products in stock now that could
+    replace a backordered one."""
     match event:
         case OrderConfirmed():
             kind = "order_confirmed"
@@ -90,6 +94,21 @@ def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},
             body = f"Good news: {event.quantity} x {item} from your backorder ship now, by expedited shipping.\n"
             if event.remaining:
                 body += f"{event.remaining} more are still on backorder; we will tell you when they ship.\n"
+        case OrderShipped():
+            kind = "order_shipped"
+            # Told once per shipment, whichever message carries it (ids hold no whitespace: the pair is unique).
+            cause_id = f"{event.order_id} {event.shipment_id}"
+            if event.complete:
+                subject, body = f"Order {event.order_id} has shipped", "Your order is on its way:\n"
+            else:
+                subject, body = f"Order {event.order_id}: part of it has shipped", "Part of your order is on its way:\n"
+            body += "".join(f"  - {l.quantity} x {_item(l.sku, names)}\n" for l in event.lines)
+            if event.carrier:
+                body += f"Carrier: {event.carrier}\n"
+            if event.tracking_number:
+                body += f"Tracking number: {event.tracking_number}\n"
+            if not event.complete:
+                body += "The rest of your order follows; we will write again when it ships.\n"
         case OrderCancelled() if not event.lines:
             # Closed rather than cancelled: its last open line was refused after the rest had been cancelled
             # (and refunded, told then), so no refund is due now.

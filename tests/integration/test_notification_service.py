@@ -2,6 +2,7 @@
 dispatcher to channels that keep what they are given."""
 
 import asyncio
+import json
 from datetime import date
 from functools import partial
 
@@ -14,8 +15,10 @@ from contracts.events import (
     BackorderEtaChanged,
     OrderCancelled,
     OrderPlaced,
+    OrderShipped,
     ProductRegistered,
     RejectedLine,
+    ShippedLine,
 )
 from contracts.topics import INVENTORY_EVENTS, ORDERS_EVENTS
 from services.notification import app, handlers
@@ -164,3 +167,38 @@ async def test_an_order_closed_by_a_refused_last_line_is_mailed_with_the_items_t
     assert "Old Radio (RADIO): Old Radio is discontinued and only 0 are left" in mail.body
     assert "refund" not in mail.body.lower()
     assert len(await service.sent_events("order_cancelled")) == 1
+
+
+async def test_a_shipment_is_mailed_and_posted_once_however_often_and_under_whichever_ids_it_arrives(pools):
+    service = Notifications(await pools("notification"), channels=("email", "webhook"))
+    shipment = OrderShipped(order_id="o1", shipment_id="s1", lines=[ShippedLine(sku="LAMP", quantity=2)],
+                            carrier="DHL", tracking_number="JD0146", complete=False)
+    await service.receive(placed("o1", "LAMP", "BULB"), product("LAMP", "Desk Lamp"))
+
+    first = await service.receive(shipment, shipment)  # the same shipment twice in a batch, two message ids
+    await service.receive(*first)  # redelivered
+    await service.dispatch()
+    await service.receive(shipment)  # sent again later under a new message id
+    await service.dispatch()
+
+    assert len(service.mails("order_shipped")) == 1
+    assert [n.kind for n in service.webhook.sent] == ["order_shipped"]
+    mail = service.mails("order_shipped")[0]
+    assert (mail.subject, mail.customer_email) == ("Order o1: part of it has shipped", "o1@example.com")
+    assert "2 x Desk Lamp (LAMP)" in mail.body and "DHL" in mail.body and "JD0146" in mail.body
+    assert "The rest of your order follows" in mail.body
+    sent = await service.sent_events("order_shipped")
+    assert sorted(json.loads(r["data"])["channel"] for r in sent) == ["email", "webhook"]
+
+
+async def test_each_shipment_of_an_order_is_told_on_its_own(pools):
+    service = Notifications(await pools("notification"))
+    await service.receive(placed("o1", "LAMP", "BULB"))
+
+    await service.receive(OrderShipped(order_id="o1", shipment_id="s1", lines=[ShippedLine(sku="LAMP", quantity=2)]))
+    await service.receive(OrderShipped(order_id="o1", shipment_id="s2", lines=[ShippedLine(sku="BULB", quantity=2)],
+                                       complete=True))
+    await service.dispatch()
+
+    assert [m.subject for m in service.mails("order_shipped")] == ["Order o1: part of it has shipped",
+                                                                    "Order o1 has shipped"]

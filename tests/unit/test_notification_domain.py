@@ -11,8 +11,10 @@ from contracts.events import (
     CancelledLine,
     DiscountOffered,
     OrderCancelled,
+    OrderShipped,
     RejectedLine,
     ReservationRevoked,
+    ShippedLine,
 )
 from services.notification import domain
 from services.notification.domain import Waiting
@@ -92,6 +94,35 @@ def test_a_backorder_mail_names_the_product_and_offers_at_most_three_alternative
 
     assert mail.subject == "Order o1: Desk Lamp is backordered"
     assert "Lamp 2 (ALT2)" in mail.body and "ALT3" not in mail.body
+
+
+def shipped(shipment_id: str = "s1", complete: bool = True, **kw) -> OrderShipped:
+    return OrderShipped(order_id="o1", shipment_id=shipment_id, complete=complete,
+                        lines=[ShippedLine(sku="LAMP", quantity=2), ShippedLine(sku="BULB", quantity=1)], **kw)
+
+
+def test_a_shipment_mail_tells_what_shipped_by_name_with_the_carrier_and_tracking_number():
+    mail = domain.decide(shipped(carrier="DHL", tracking_number="JD0146"), "m1", {"LAMP": "Desk Lamp"})
+
+    assert (mail.kind, mail.subject) == ("order_shipped", "Order o1 has shipped")
+    assert "  - 2 x Desk Lamp (LAMP)\n  - 1 x BULB\n" in mail.body
+    assert "Carrier: DHL\n" in mail.body and "Tracking number: JD0146\n" in mail.body
+    assert "rest" not in mail.body
+
+
+def test_a_partial_shipment_mail_says_the_rest_follows_and_leaves_out_what_the_warehouse_did_not_give():
+    mail = domain.decide(shipped(complete=False), "m1")
+
+    assert mail.subject == "Order o1: part of it has shipped"
+    assert "The rest of your order follows" in mail.body
+    assert "Carrier" not in mail.body and "Tracking" not in mail.body
+
+
+def test_a_shipment_is_one_notification_whichever_message_carries_it():
+    first, again, other = (domain.decide(shipped(), "m1"), domain.decide(shipped(), "m2"),
+                           domain.decide(shipped("s2"), "m1"))
+
+    assert first.notification_id == again.notification_id != other.notification_id
 
 
 def test_a_cancellation_mail_states_the_stores_reason_and_the_refund_amount():
