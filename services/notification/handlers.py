@@ -3,6 +3,7 @@ call for, and coalesce ETA changes into one update per order. Sending is the dis
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -30,7 +31,7 @@ async def tell_customers(conn: asyncpg.Connection, messages: Sequence[Message], 
     names = await projections.product_names(conn, {sku for m in messages for sku in domain.named_skus(m.body)})
     alternatives = await projections.in_stock_alternatives(
         conn, {m.body.sku for m in messages if isinstance(m.body, BackorderCreated)})
-    queued: dict = {}  # by notification id: one cause told twice in a batch is queued once
+    queued: dict[UUID, outbox.Queued] = {}  # one cause told twice in a batch is queued once
     for message in messages:
         envelope = message.envelope
         if notification := domain.decide(message.body, envelope.id, names, alternatives):
