@@ -1,5 +1,5 @@
-"""The notification service: learns contacts from orders, emails customers about their backorders,
-records each notification as NotificationSent."""
+"""The notification service: learns contacts from orders, tells customers about their backorders,
+cancellations and shipments, records each notification as NotificationSent."""
 
 from functools import partial
 
@@ -14,6 +14,7 @@ from contracts.events import (
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
+    OrderShipped,
     ProductRegistered,
     ProductUpdated,
     ReservationRevoked,
@@ -41,7 +42,11 @@ def background(runtime: Runtime):
 SERVICE = Service(
     name="notification",
     subscriptions=[
-        Subscription(topics.ORDERS_EVENTS, {e.__name__: e for e in (OrderPlaced, OrderConfirmed, OrderCancelled, DiscountOffered)}, strict=False),
+        Subscription(
+            topics.ORDERS_EVENTS,
+            {e.__name__: e for e in (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, DiscountOffered)},
+            strict=False,
+        ),
         Subscription(
             topics.INVENTORY_EVENTS,
             {e.__name__: e for e in (BackorderCreated, BackorderEtaChanged, BackorderFulfilled, BackorderCancelled,

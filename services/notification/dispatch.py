@@ -2,75 +2,23 @@
 as sent, with their NotificationSent events, in short transactions of their own every few deliveries
 (RECORD_EVERY), never rolled back by a later failure; the notification id travels with each (Message-ID,
 Idempotency-Key), so a receiver can drop the few repeats a crash between a channel's answer and that commit
-can cause. Rows being sent are leased, so that two dispatchers never send one. A failed delivery is retried
-with backoff; a refused one is kept with why."""
+can cause. Deliveries being sent are leased, so that two dispatchers never send one. A failed delivery is
+retried with backoff; a refused one is kept with why."""
 
 import asyncpg
 import structlog
 
 from contracts.events import NotificationSent
-from services.notification import domain
+from services.notification import domain, outbox, projections
 from services.notification.channels import Outgoing, Permanent, Temporary
+from services.notification.outbox import Delivery
 from services.runtime.eventstore import NewEvent, append
 from services.runtime.loops import Wakeup, drain, run_forever
 
 log = structlog.get_logger()
 
-MAX_ATTEMPTS = 20  # with the backoff below: about an hour of trying
+MAX_ATTEMPTS = 20  # with the outbox's backoff (doubling to 5 minutes): about an hour of trying
 RECORD_EVERY = 20  # deliveries per recording transaction: the most a crash can make a receiver see twice
-
-CLAIM = """
-WITH due AS (
-    SELECT n.notification_id, n.channel FROM notification_outbox n JOIN order_contacts c USING (order_id)
-    WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.send_after <= now()
-      AND (n.claimed_until IS NULL OR n.claimed_until < now())
-    ORDER BY n.created_at LIMIT $1
-    FOR UPDATE OF n SKIP LOCKED
-), claimed AS (
-    UPDATE notification_outbox n SET claimed_until = now() + interval '5 minutes'
-    FROM due WHERE (n.notification_id, n.channel) = (due.notification_id, due.channel)
-    RETURNING n.*
-)
-SELECT claimed.*, c.customer_id, c.customer_email
-FROM claimed JOIN order_contacts c USING (order_id) ORDER BY claimed.created_at
-"""
-ETAS = """
-SELECT e.order_id, coalesce(p.name, e.sku) AS name, e.quantity, e.eta
-FROM backorder_etas e LEFT JOIN products p USING (sku)
-WHERE e.order_id = ANY($1::text[]) AND e.eta IS NOT NULL ORDER BY e.order_id, e.sku
-"""
-DISCOUNTS = """
-SELECT order_id, code, percent FROM discounts
-WHERE order_id = ANY($1::text[]) AND NOT mailed AND cause = 'eta_slipped'
-"""
-MARK_SENT = """
-UPDATE notification_outbox SET sent_at = now()
-WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
-"""
-MARK_DISCOUNTS_MAILED = "UPDATE discounts SET mailed = true WHERE order_id = ANY($1::text[])"
-# An ETA update touched while it was in flight: queue a follow-up, so the latest ETA is told too.
-FOLLOW_UP = """
-INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
-                                 send_after, channel)
-SELECT md5(n.notification_id::text || n.touched_at::text)::uuid, n.order_id, n.kind, '', '', n.correlation_id,
-       n.causation_id, now(), n.channel
-FROM notification_outbox n
-JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS sent(notification_id, channel, touched_at)
-    ON (n.notification_id, n.channel) = (sent.notification_id, sent.channel)
-WHERE n.touched_at > sent.touched_at
-ON CONFLICT DO NOTHING
-"""
-MARK_FAILED = "UPDATE notification_outbox SET failed_reason = $3 WHERE notification_id = $1 AND channel = $2"
-RETRY_LATER = """
-UPDATE notification_outbox SET attempts = attempts + 1, claimed_until = NULL,
-       send_after = now() + least(300, 0.5 * 2 ^ attempts) * interval '1 second',
-       failed_reason = CASE WHEN attempts + 1 >= $3 THEN 'gave up after ' || (attempts + 1) || ' attempts: ' || $4 END
-WHERE notification_id = $1 AND channel = $2
-"""
-RELEASE = """
-UPDATE notification_outbox SET claimed_until = NULL
-WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[])) AND sent_at IS NULL
-"""
 
 
 class Dispatcher:
@@ -95,18 +43,18 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Send one batch of due notifications; returns how many were due."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(CLAIM, self._batch_size)
-            if not rows:
+            due = await outbox.claim(conn, self._batch_size)
+            if not due:
                 return 0
-            updates = await self._eta_updates(conn, {r["order_id"] for r in rows if r["kind"] == "eta_changed"})
+            updates = await self._eta_updates(conn, {d.order_id for d in due if d.kind == domain.ETA_UPDATE})
             opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened, if so
-            pending = {(r["notification_id"], r["channel"]) for r in rows}
-            delivered: list[tuple[asyncpg.Record, bool]] = []
+            pending = {d.key for d in due}
+            delivered: list[tuple[Delivery, bool]] = []
             try:
-                for row in rows:
-                    if (discount := await self._deliver(conn, row, updates, opened)) is not None:
-                        delivered.append((row, discount))
-                    pending.discard((row["notification_id"], row["channel"]))
+                for delivery in due:
+                    if (discount := await self._deliver(conn, delivery, updates, opened)) is not None:
+                        delivered.append((delivery, discount))
+                    pending.discard(delivery.key)
                     if len(delivered) == RECORD_EVERY:
                         await self._record(conn, delivered)
                         delivered = []
@@ -115,79 +63,74 @@ class Dispatcher:
                 for name, failure in opened.items():
                     if failure is None:
                         await self._channels[name].close()
-                if pending:  # interrupted: due again at once, not after the lease
-                    await conn.execute(RELEASE, *zip(*pending))
-        return len(rows)
+                await outbox.release(conn, pending)  # interrupted: due again at once, not after the lease
+        return len(due)
 
-    async def _record(self, conn, delivered: list[tuple[asyncpg.Record, bool]]) -> None:
+    async def _record(self, conn, delivered: list[tuple[Delivery, bool]]) -> None:
         """Mark deliveries sent and append their NotificationSent events, in one short transaction."""
         if not delivered:
             return
         events = [
-            NewEvent(f"notification-{row['notification_id']}-{row['channel']}", 1,
-                     NotificationSent(notification_id=str(row["notification_id"]), order_id=row["order_id"],
-                                      customer_id=row["customer_id"], kind=row["kind"], channel=row["channel"]),
-                     row["correlation_id"], row["causation_id"])
-            for row, _ in delivered
+            NewEvent(f"notification-{d.notification_id}-{d.channel}", 1,
+                     NotificationSent(notification_id=str(d.notification_id), order_id=d.order_id,
+                                      customer_id=d.customer_id, kind=d.kind, channel=d.channel),
+                     d.correlation_id, d.causation_id)
+            for d, _ in delivered
         ]
         async with conn.transaction():
-            await conn.execute(MARK_SENT, [r["notification_id"] for r, _ in delivered], [r["channel"] for r, _ in delivered])
-            mailed = [row["order_id"] for row, discount in delivered if discount and row["channel"] == "email"]
-            if mailed:
-                await conn.execute(MARK_DISCOUNTS_MAILED, mailed)
-            updates = [(r["notification_id"], r["channel"], r["touched_at"]) for r, _ in delivered if r["kind"] == "eta_changed"]
-            if updates:
-                await conn.execute(FOLLOW_UP, *zip(*updates))
+            await outbox.mark_sent(conn, [d for d, _ in delivered])
+            # Only the mail takes the discount off the list: a webhook sent first must not drop it from the mail.
+            await projections.mark_discounts_mailed(
+                conn, [d.order_id for d, discount in delivered if discount and d.channel == "email"])
             await append(conn, events)
-        for row, _ in delivered:
-            log.info("notification sent", order_id=row["order_id"], kind=row["kind"], channel=row["channel"],
-                     notification_id=str(row["notification_id"]), correlation_id=row["correlation_id"])
+        for d, _ in delivered:
+            log.info("notification sent", order_id=d.order_id, kind=d.kind, channel=d.channel,
+                     notification_id=str(d.notification_id), correlation_id=d.correlation_id)
         self._on_recorded()
 
-    async def _deliver(self, conn, row, updates, opened) -> bool | None:
+    async def _deliver(self, conn, delivery: Delivery, updates, opened) -> bool | None:
         """Deliver one; returns whether it carried a goodwill discount, or None if it was not delivered."""
-        key = (row["notification_id"], row["channel"])
-        channel = self._channels.get(row["channel"])
+        channel = self._channels.get(delivery.channel)
         if channel is None:
-            await conn.execute(MARK_FAILED, *key, f"the {row['channel']} channel is not configured")
+            await outbox.refuse(conn, delivery, f"the {delivery.channel} channel is not configured")
             return None
-        subject, body, discount = row["subject"], row["body"], row["kind"] == "discount_offered"
-        if row["kind"] == "eta_changed":
-            if row["order_id"] not in updates:
-                await conn.execute(MARK_FAILED, *key, "superseded: no backorder waits any more")
+        subject, body, discount = delivery.subject, delivery.body, delivery.kind == "discount_offered"
+        if delivery.kind == domain.ETA_UPDATE:
+            if delivery.order_id not in updates:
+                await outbox.refuse(conn, delivery, "superseded: no backorder waits any more")
                 return None
-            subject, body, discount = updates[row["order_id"]]
+            subject, body, discount = updates[delivery.order_id]
         try:
-            if row["channel"] not in opened:
-                opened[row["channel"]] = None
+            if delivery.channel not in opened:
+                opened[delivery.channel] = None
                 try:
                     await channel.open()
                 except Temporary as error:
-                    opened[row["channel"]] = error
-            if failure := opened[row["channel"]]:
+                    opened[delivery.channel] = error
+            if failure := opened[delivery.channel]:
                 raise failure
-            await channel.send(Outgoing(str(row["notification_id"]), row["order_id"], row["customer_id"],
-                                        row["customer_email"], row["kind"], subject, body))
+            await channel.send(Outgoing(str(delivery.notification_id), delivery.order_id, delivery.customer_id,
+                                        delivery.customer_email, delivery.kind, subject, body))
         except Permanent as refused:
-            await conn.execute(MARK_FAILED, *key, str(refused))
-            log.error("notification refused", order_id=row["order_id"], channel=row["channel"], error=str(refused))
+            await outbox.refuse(conn, delivery, str(refused))
+            log.error("notification refused", order_id=delivery.order_id, channel=delivery.channel,
+                      error=str(refused))
             return None
         except Temporary as failed:
-            await conn.execute(RETRY_LATER, *key, MAX_ATTEMPTS, str(failed))
-            log.warning("notification not delivered, will retry", order_id=row["order_id"], channel=row["channel"],
-                        attempt=row["attempts"] + 1, error=str(failed))
+            await outbox.retry_later(conn, delivery, str(failed), MAX_ATTEMPTS)
+            log.warning("notification not delivered, will retry", order_id=delivery.order_id,
+                        channel=delivery.channel, attempt=delivery.attempts + 1, error=str(failed))
             return None
         return discount
 
     async def _eta_updates(self, conn, order_ids: set[str]) -> dict[str, tuple[str, str, bool]]:
-        """(subject, body, offers a discount) of the ETA update of each order, written now."""
+        """(subject, body, offers a discount) of the ETA update of each order, written now from the
+        latest ETAs: the coalescing rule's "written at send time"."""
         if not order_ids:
             return {}
         order_ids = sorted(order_ids)
-        waiting: dict[str, list] = {o: [] for o in order_ids}
-        for r in await conn.fetch(ETAS, order_ids):
-            waiting[r["order_id"]].append((r["name"], r["quantity"], r["eta"]))
-        discounts = {r["order_id"]: (r["code"], r["percent"]) for r in await conn.fetch(DISCOUNTS, order_ids)}
+        waiting = await projections.waiting(conn, order_ids)
+        discounts = await projections.slip_discounts_to_mail(conn, order_ids)
         updates = {}
         for order_id in order_ids:
             if written := domain.eta_update(order_id, waiting[order_id], discounts.get(order_id)):

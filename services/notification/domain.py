@@ -1,18 +1,26 @@
-"""What to tell a customer, and when: pure functions from inventory events to notifications."""
+"""What to tell a customer, and when: pure functions from events to notifications, the backorders a batch
+leaves waiting, and the rule that coalesces ETA changes into one update per order."""
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from contracts.events import (
+    BackorderCancelled,
     BackorderCreated,
+    BackorderEtaChanged,
     BackorderFulfilled,
     DiscountOffered,
     Event,
     OrderCancelled,
     OrderConfirmed,
+    OrderShipped,
+    RejectedLine,
     ReservationRevoked,
 )
+
+MAX_ALTERNATIVES = 3  # in-stock alternatives offered with a backorder
 
 
 @dataclass(frozen=True)
@@ -29,10 +37,23 @@ def notification_id(kind: str, cause_id: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"orderflow:notification:{kind}:{cause_id}")
 
 
-def decide(event: Event, cause_id: str, product_name: str | None = None,
-           alternatives: list[tuple[str, str]] = ()) -> Notification | None:
-    """The notification `event` calls for, if any. `alternatives` are (sku, name) of products in stock
-    now that could replace a backordered one."""
+def named_skus(event: Event) -> set[str]:
+    """The SKUs whose product names the notification for `event` would show."""
+    match event:
+        case BackorderCreated() | BackorderFulfilled() | ReservationRevoked():
+            return {event.sku}
+        case OrderCancelled():
+            return {l.sku for l in event.lines} | {l.sku for l in event.rejected_lines}
+        case OrderShipped():
+            return {l.sku for l in event.lines}
+    return set()
+
+
+def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},
+           alternatives: Mapping[str, Sequence[tuple[str, str]]] = {}) -> Notification | None:
+    """The notification `event` (carried by the message `cause_id`) calls for, if any. `names` are product
+    names by SKU, where known; `alternatives` are (sku, name) by SKU of products in stock now that could
+    replace a backordered one."""
     match event:
         case OrderConfirmed():
             kind = "order_confirmed"
@@ -42,16 +63,16 @@ def decide(event: Event, cause_id: str, product_name: str | None = None,
                 body += f"We could not accept {line.sku}: {line.message}.\n"
         case BackorderCreated():
             kind = "backorder_created"
-            item = product_name or event.sku
+            item = names.get(event.sku, event.sku)
             subject = f"Order {event.order_id}: {item} is backordered"
             body = (
                 f"We could not ship {event.quantity} x {item} ({event.sku}) from stock, so we have backordered "
                 f"them for you.\nEstimated ship date: {event.estimated_ship_date.isoformat()}.\n"
                 "We will write again when they ship; backordered items ship expedited at no extra cost.\n"
             )
-            if alternatives:
+            if offered := list(alternatives.get(event.sku, ()))[:MAX_ALTERNATIVES]:
                 body += "\nIn stock now, if you would rather not wait:\n"
-                body += "".join(f"  - {name} ({sku})\n" for sku, name in alternatives)
+                body += "".join(f"  - {name} ({sku})\n" for sku, name in offered)
         case DiscountOffered(cause="long_wait"):  # a slipped ETA's discount rides on the ETA update instead
             kind = "discount_offered"
             subject = f"Order {event.order_id}: thank you for your patience"
@@ -59,7 +80,7 @@ def decide(event: Event, cause_id: str, product_name: str | None = None,
                     f"Use code {event.code} for {event.percent}% off your next purchase.\n")
         case ReservationRevoked():
             kind = "reservation_revoked"
-            item = product_name or event.sku
+            item = names.get(event.sku, event.sku)
             subject = f"Order {event.order_id}: {item} is backordered after a stock count"
             body = (
                 f"A stock count found fewer {item} ({event.sku}) than we had set aside, so {event.quantity} of "
@@ -68,23 +89,132 @@ def decide(event: Event, cause_id: str, product_name: str | None = None,
             )
         case BackorderFulfilled():
             kind = "backorder_fulfilled"
-            item = product_name or event.sku
+            item = names.get(event.sku, event.sku)
             subject = f"Order {event.order_id}: {item} ships now, expedited"
             body = f"Good news: {event.quantity} x {item} from your backorder ship now, by expedited shipping.\n"
             if event.remaining:
                 body += f"{event.remaining} more are still on backorder; we will tell you when they ship.\n"
+        case OrderShipped():
+            kind = "order_shipped"
+            # Told once per shipment, whichever message carries it (ids hold no whitespace: the pair is unique).
+            cause_id = f"{event.order_id} {event.shipment_id}"
+            if event.complete:
+                subject, body = f"Order {event.order_id} has shipped", "Your order is on its way:\n"
+            else:
+                subject, body = f"Order {event.order_id}: part of it has shipped", "Part of your order is on its way:\n"
+            body += "".join(f"  - {l.quantity} x {_item(l.sku, names)}\n" for l in event.lines)
+            if event.carrier:
+                body += f"Carrier: {event.carrier}\n"
+            if event.tracking_number:
+                body += f"Tracking number: {event.tracking_number}\n"
+            if not event.complete:
+                body += "The rest of your order follows; we will write again when it ships.\n"
+        case OrderCancelled() if not event.lines:
+            # Closed rather than cancelled: its last open line was refused after the rest had been cancelled
+            # (and refunded, told then), so no refund is due now.
+            kind = "order_cancelled"
+            subject = f"Order {event.order_id} is closed"
+            body = "Your order is closed: nothing of it is left to ship.\n"
+            if event.reason:
+                body += f"Reason: {event.reason.rstrip('.')}.\n"
+            body += _refused(event.rejected_lines, names)
         case OrderCancelled():
             kind = "order_cancelled"
             subject = f"Order {event.order_id}: cancellation confirmed"
-            what = "your order" if event.whole_order else ", ".join(f"{l.quantity} x {l.sku}" for l in event.lines)
-            body = f"We have cancelled {what}" + (f" ({event.reason}).\n" if event.reason else ".\n")
+            what = "your order" if event.whole_order else ", ".join(
+                f"{l.quantity} x {_item(l.sku, names)}" for l in event.lines)
+            body = f"We have cancelled {what}.\n"
+            if event.reason:
+                body += f"Reason: {event.reason.rstrip('.')}.\n"
             if event.refund_amount is not None:
-                body += f"A refund of {event.refund_amount} {event.currency or ''} is on its way.\n".replace(" \n", "\n")
+                amount = f"{event.refund_amount} {event.currency}" if event.currency else str(event.refund_amount)
+                body += f"A refund of {amount} is on its way.\n"
             else:
                 body += "Anything you paid for the cancelled items will be refunded.\n"
+            body += _refused(event.rejected_lines, names)
         case _:
             return None
     return Notification(notification_id(kind, cause_id), event.order_id, kind, subject, body)
+
+
+def _item(sku: str, names: Mapping[str, str]) -> str:
+    return f"{names[sku]} ({sku})" if sku in names else sku
+
+
+def _refused(lines: Sequence[RejectedLine], names: Mapping[str, str]) -> str:
+    """Which items could not be ordered, and why."""
+    if not lines:
+        return ""
+    return "We could not order:\n" + "".join(f"  - {_item(l.sku, names)}: {l.message}\n" for l in lines)
+
+
+# --- What waits ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Units of an order still waiting for a SKU, and their ETA (None: the one known before)."""
+
+    quantity: int
+    eta: date | None
+
+
+def still_waiting(events: Iterable[Event]) -> dict[tuple[str, str], Waiting | None]:
+    """What of each (order, SKU) backorder these events touch still waits after them, folded in order;
+    None when nothing does. Units left by a fill or a cancellation wait on the ETA they had."""
+    waits: dict[tuple[str, str], Waiting | None] = {}
+    for event in events:
+        match event:
+            case BackorderCreated() | BackorderEtaChanged():
+                waits[(event.order_id, event.sku)] = Waiting(event.quantity, event.estimated_ship_date)
+            case ReservationRevoked():
+                waits[(event.order_id, event.sku)] = Waiting(event.waiting, event.estimated_ship_date)
+            case BackorderFulfilled() | BackorderCancelled():  # a partial cancellation leaves `remaining` too
+                key = (event.order_id, event.sku)
+                before = waits.get(key)
+                waits[key] = Waiting(event.remaining, before.eta if before else None) if event.remaining > 0 else None
+    return waits
+
+
+# --- ETA updates --------------------------------------------------------------------------------
+#
+# The coalescing rule: ETA changes to one order within the update window make one mail. The first change
+# queues the order's update, due a window later; a change that finds it still waiting joins it (and
+# marks it touched). The update is written when it is sent, from the ETAs known then, so it tells the
+# latest, and a goodwill discount for a slip rides on it. A change that touches an update while it is
+# being sent gets a follow-up, due at once, so the latest ETA is never left untold. The outbox keeps
+# one waiting update per order and channel; the dispatcher writes them with `eta_update`.
+
+ETA_UPDATE = "eta_changed"
+
+
+def calls_for_eta_update(event: Event) -> bool:
+    """An ETA moved, or goodwill for a slip was offered (the update carries it)."""
+    if isinstance(event, DiscountOffered):
+        return event.cause == "eta_slipped"
+    return isinstance(event, BackorderEtaChanged)
+
+
+@dataclass(frozen=True)
+class EtaUpdate:
+    """The update an order's ETA changes call for: one per order, due `send_after`."""
+
+    notification_id: UUID
+    order_id: str
+    correlation_id: str
+    causation_id: str
+    send_after: datetime
+
+
+def eta_updates(changes: Iterable[tuple[str, str, str]], now: datetime, window_s: float) -> list[EtaUpdate]:
+    """One update per order for the changes of a batch, each (order id, id of the message that changed
+    it, correlation id), named after the first change and due a window from now."""
+    updates: dict[str, EtaUpdate] = {}
+    for order_id, cause_id, correlation_id in changes:
+        if order_id not in updates:
+            updates[order_id] = EtaUpdate(notification_id(ETA_UPDATE, cause_id), order_id, correlation_id, cause_id,
+                                          now + timedelta(seconds=window_s))
+    return list(updates.values())
 
 
 def eta_update(order_id: str, waiting: list[tuple[str, int, date]], discount: tuple[str, int] | None

@@ -1,0 +1,157 @@
+"""The notification outbox: notifications queued in the handler's transaction, one row per channel; leased,
+marked sent, retried or refused by the dispatcher."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.notification import domain
+from services.notification.domain import EtaUpdate, Notification
+
+QUEUE = """
+INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
+                                 send_after, channel)
+SELECT n.*, channel
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::timestamptz[]) AS n
+CROSS JOIN unnest($9::text[]) AS channel
+ON CONFLICT DO NOTHING
+"""
+# The coalescing rule (see domain): one waiting ETA update (kind domain.ETA_UPDATE, as the partial unique
+# index of migration 004 names it) per order and channel, its text written at send time. A change that
+# finds one waiting touches it; if that one is being sent, FOLLOW_UP queues another after it.
+QUEUE_ETA_UPDATES = """
+INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
+                                 send_after, channel)
+SELECT n.notification_id, n.order_id, 'eta_changed', '', '', n.correlation_id, n.causation_id, n.send_after, channel
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+    AS n(notification_id, order_id, correlation_id, causation_id, send_after)
+CROSS JOIN unnest($6::text[]) AS channel
+ON CONFLICT (order_id, channel) WHERE kind = 'eta_changed' AND sent_at IS NULL AND failed_reason IS NULL
+DO UPDATE SET touched_at = clock_timestamp()
+"""
+# Only orders whose contact is known: a notification can overtake the OrderPlaced it needs.
+CLAIM = """
+WITH due AS (
+    SELECT n.notification_id, n.channel FROM notification_outbox n JOIN order_contacts c USING (order_id)
+    WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.send_after <= now()
+      AND (n.claimed_until IS NULL OR n.claimed_until < now())
+    ORDER BY n.created_at LIMIT $1
+    FOR UPDATE OF n SKIP LOCKED
+), claimed AS (
+    UPDATE notification_outbox n SET claimed_until = now() + interval '5 minutes'
+    FROM due WHERE (n.notification_id, n.channel) = (due.notification_id, due.channel)
+    RETURNING n.*
+)
+SELECT claimed.*, c.customer_id, c.customer_email
+FROM claimed JOIN order_contacts c USING (order_id) ORDER BY claimed.created_at
+"""
+MARK_SENT = """
+UPDATE notification_outbox SET sent_at = now()
+WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+"""
+# An ETA update touched while it was in flight: queue a follow-up, so the latest ETA is told too.
+FOLLOW_UP = """
+INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
+                                 send_after, channel)
+SELECT md5(n.notification_id::text || n.touched_at::text)::uuid, n.order_id, n.kind, '', '', n.correlation_id,
+       n.causation_id, now(), n.channel
+FROM notification_outbox n
+JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS sent(notification_id, channel, touched_at)
+    ON (n.notification_id, n.channel) = (sent.notification_id, sent.channel)
+WHERE n.touched_at > sent.touched_at
+ON CONFLICT DO NOTHING
+"""
+REFUSE = "UPDATE notification_outbox SET failed_reason = $3 WHERE notification_id = $1 AND channel = $2"
+RETRY_LATER = """
+UPDATE notification_outbox SET attempts = attempts + 1, claimed_until = NULL,
+       send_after = now() + least(300, 0.5 * 2 ^ attempts) * interval '1 second',
+       failed_reason = CASE WHEN attempts + 1 >= $3 THEN 'gave up after ' || (attempts + 1) || ' attempts: ' || $4 END
+WHERE notification_id = $1 AND channel = $2
+"""
+RELEASE = """
+UPDATE notification_outbox SET claimed_until = NULL
+WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[])) AND sent_at IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A notification to queue, with the message that caused it."""
+
+    notification: Notification
+    correlation_id: str
+    causation_id: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification on one channel, leased to a dispatcher, with whom it goes to."""
+
+    notification_id: UUID
+    channel: str
+    order_id: str
+    kind: str
+    subject: str
+    body: str
+    correlation_id: str | None
+    causation_id: str
+    attempts: int
+    touched_at: datetime
+    customer_id: str
+    customer_email: str
+
+    @property
+    def key(self) -> tuple[UUID, str]:
+        return self.notification_id, self.channel
+
+
+async def queue(conn: asyncpg.Connection, queued: Sequence[Queued], now: datetime, channels: Sequence[str]) -> None:
+    """Queue each notification on every channel, due now; one already queued (sent or not) stays as it is."""
+    if not queued:
+        return
+    rows = [(q.notification.notification_id, q.notification.order_id, q.notification.kind, q.notification.subject,
+             q.notification.body, q.correlation_id, q.causation_id, now) for q in queued]
+    await conn.execute(QUEUE, *zip(*rows), list(channels))
+
+
+async def queue_eta_updates(conn: asyncpg.Connection, updates: Sequence[EtaUpdate], channels: Sequence[str]) -> None:
+    """Queue each order's ETA update on every channel, or touch the one waiting."""
+    if not updates:
+        return
+    rows = [(u.notification_id, u.order_id, u.correlation_id, u.causation_id, u.send_after) for u in updates]
+    await conn.execute(QUEUE_ETA_UPDATES, *zip(*rows), list(channels))
+
+
+async def claim(conn: asyncpg.Connection, limit: int) -> list[Delivery]:
+    """Lease up to `limit` due deliveries, oldest first."""
+    return [Delivery(**{f: r[f] for f in Delivery.__dataclass_fields__}) for r in await conn.fetch(CLAIM, limit)]
+
+
+async def mark_sent(conn: asyncpg.Connection, sent: Sequence[Delivery]) -> None:
+    """Mark deliveries sent; an ETA update touched since it was claimed gets its follow-up."""
+    if not sent:
+        return
+    await conn.execute(MARK_SENT, [d.notification_id for d in sent], [d.channel for d in sent])
+    updates = [(d.notification_id, d.channel, d.touched_at) for d in sent if d.kind == domain.ETA_UPDATE]
+    if updates:
+        await conn.execute(FOLLOW_UP, *zip(*updates))
+
+
+async def refuse(conn: asyncpg.Connection, delivery: Delivery, reason: str) -> None:
+    """Never to be sent as it is; kept with why."""
+    await conn.execute(REFUSE, *delivery.key, reason)
+
+
+async def retry_later(conn: asyncpg.Connection, delivery: Delivery, error: str, max_attempts: int) -> None:
+    """Due again after a backoff that doubles per attempt; given up (with why) after `max_attempts`."""
+    await conn.execute(RETRY_LATER, *delivery.key, max_attempts, error)
+
+
+async def release(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> None:
+    """Give back leased deliveries not sent: due again at once, not after the lease."""
+    if keys := list(keys):
+        await conn.execute(RELEASE, *zip(*keys))
