@@ -105,8 +105,10 @@ class Bus:
             await asyncio.sleep(0.05)
 
 
-async def settle(seconds: float = 2.0) -> None:
-    """Give redelivered or duplicated messages time to show an effect, if they were to have one."""
+async def outlast(seconds: float) -> None:
+    """For rules about time only (a retry's backoff, the ETA update window): wait longer than the rule's
+    period. Everything else waits for a sentinel: a later message on the same partitions, whose effect
+    shows that what came before it was handled."""
     await asyncio.sleep(seconds)
 
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.commands import CancelOrder, ExpectReplenishment, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, only, settle, unique
+from tests.e2e.test_reliability import sentinel_purchase_order
+from tests.support import eventually, only, unique
 
 
 async def product(stack, sku: str, stock: int = 0) -> None:
@@ -116,7 +117,7 @@ async def test_cancel_racing_a_receipt_loses_no_stock_and_fills_nothing_twice(st
     # Both are handled; the receipt's fills are published with it. The order behind gets 1 (receipt
     # first: 3 went to the racer) or 2.
     await stack.bus.wait_for(INVENTORY_EVENTS, "BackorderFulfilled", order_id=behind)
-    await settle()
+    await sentinel_purchase_order(stack, sku)
     fills = stack.bus.events(INVENTORY_EVENTS, "BackorderFulfilled", sku=sku)
     filled = {o: sum(f.data["quantity"] for f in fills if f.data["order_id"] == o) for o in (racer, behind)}
     kept, cancelled = outcome[0].data["kept"], outcome[0].data["backorder_cancelled"]

@@ -12,7 +12,7 @@ from contracts.commands import (
     RescheduleReplenishment,
 )
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, settle, unique
+from tests.support import eventually, outlast, unique
 
 
 async def backordered(stack, sku: str, email: str) -> str:
@@ -40,7 +40,7 @@ async def test_an_eta_that_moves_three_times_quickly_makes_one_update_with_one_g
         (today + timedelta(days=d)).isoformat() for d in (5, 8, 9)]
     discount = (await stack.bus.wait_for(ORDERS_EVENTS, "DiscountOffered", order_id=order_id))[0].data
     await stack.bus.wait_for(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, kind="eta_changed")
-    await settle(3)  # longer than the update window: a second update would have gone out by now
+    await outlast(3)  # longer than the update window: a second update would have gone out by now
     assert len(stack.bus.events(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, kind="eta_changed", channel="email")) == 1
     assert len(stack.bus.events(ORDERS_EVENTS, "DiscountOffered", order_id=order_id)) == 1
     updates = [m for m in stack.mails_to(email) if "new estimated ship date" in m["Subject"]]

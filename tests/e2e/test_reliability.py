@@ -3,9 +3,11 @@
 import asyncio
 import json
 
-from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
+from datetime import date
+
+from contracts.commands import CancelOrder, ExpectReplenishment, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
-from tests.support import eventually, only, settle, unique
+from tests.support import eventually, only, unique
 
 
 async def product(stack, sku: str, stock: int) -> None:
@@ -28,7 +30,9 @@ async def test_duplicate_place_order_has_the_effect_of_one(stack):
 
     await stack.bus.wait_for(ORDERS_EVENTS, "OrderConfirmed", order_id=order_id)
     await eventually(lambda: only(stack.mails_to(email)))
-    await settle()
+    # Sentinel: a request on the same partition, answered after the three sends were handled.
+    await stack.bus.send(ORDERS_COMMANDS, CancelOrder(order_id=order_id, sku="SENTINEL"), order_id)
+    await stack.bus.wait_for(ORDERS_EVENTS, "CancellationRefused", order_id=order_id, sku="SENTINEL")
     assert len(stack.bus.events(ORDERS_EVENTS, "OrderPlaced", order_id=order_id)) == 1
     assert len(stack.bus.events(INVENTORY_EVENTS, "StockReserved", order_id=order_id)) == 1
     assert (await stack.get("inventory", f"/availability/{sku}")).json()["reserved"] == 2
@@ -41,7 +45,7 @@ async def test_duplicate_receipt_is_counted_once(stack):
     for _ in range(2):
         await stack.bus.send(INVENTORY_COMMANDS, ReceiveStock(receipt_id=receipt_id, sku=sku, quantity=5), sku)
     await stack.bus.wait_for(INVENTORY_EVENTS, "StockReceived", sku=sku)
-    await settle()
+    await sentinel_purchase_order(stack, sku)
     assert len(stack.bus.events(INVENTORY_EVENTS, "StockReceived", sku=sku)) == 1
     assert (await stack.get("inventory", f"/availability/{sku}")).json()["on_hand"] == 5
 
@@ -59,7 +63,7 @@ async def test_redelivered_event_has_the_effect_of_one(stack):
     await stack.bus.send_raw(INVENTORY_EVENTS, fulfilled.value, sku, fulfilled.headers)
 
     await stack.bus.wait_for(INVENTORY_EVENTS, "BackorderFulfilled", count=2, order_id=order_id)
-    await settle()
+    await sentinel_backorder(stack, sku)
     assert len(stack.bus.events(ORDERS_EVENTS, "OrderLineFulfilled", order_id=order_id)) == 1
     assert len(stack.bus.events(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id,
                                 kind="backorder_fulfilled", channel="email")) == 1
@@ -104,8 +108,27 @@ async def test_200_concurrent_orders_for_50_in_stock_reserve_exactly_50(stack):
 
     reserved = await stack.bus.wait_for(INVENTORY_EVENTS, "StockReserved", count=50, sku=sku, timeout=60)
     backordered = await stack.bus.wait_for(INVENTORY_EVENTS, "BackorderCreated", count=150, sku=sku, timeout=60)
-    await settle()
+    await sentinel_backorder(stack, sku)
     assert sum(r.data["quantity"] for r in stack.bus.events(INVENTORY_EVENTS, "StockReserved", sku=sku)) == 50
     assert len({r.data["order_id"] for r in reserved} | {b.data["order_id"] for b in backordered}) == 200
     availability = (await stack.get("inventory", f"/availability/{sku}")).json()
-    assert (availability["on_hand"], availability["reserved"], availability["backordered"]) == (50, 50, 150)
+    assert (availability["on_hand"], availability["reserved"], availability["backordered"]) == (50, 50, 151)
+
+
+async def sentinel_purchase_order(stack, sku: str) -> None:
+    """A purchase order far ahead for `sku`, seen by inventory: it has handled the commands sent before it
+    for the SKU by then (it moves no stock)."""
+    po_id = unique("sentinel")
+    await stack.bus.send(INVENTORY_COMMANDS, ExpectReplenishment(po_id=po_id, sku=sku, quantity=1,
+                                                                 expected_on=date(2099, 1, 1)), sku)
+    await stack.bus.wait_for(INVENTORY_EVENTS, "ReplenishmentExpected", po_id=po_id)
+
+
+async def sentinel_backorder(stack, sku: str) -> None:
+    """A 1-unit backorder of `sku` (whose stock is all taken), seen by inventory, the order service and the
+    notification service: each has handled what came before it on the SKU's partition by then."""
+    order_id = unique("sentinel")
+    await stack.bus.send(ORDERS_COMMANDS, order(order_id, sku, 1, f"{order_id}@example.com"), order_id)
+    await stack.bus.wait_for(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, kind="backorder_created",
+                             channel="email", timeout=60)
+    await stack.bus.wait_for(ORDERS_EVENTS, "OrderLineBackordered", order_id=order_id)

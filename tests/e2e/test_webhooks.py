@@ -5,7 +5,7 @@ from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProd
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS
 from services.notification.channels import signature
 from tests.e2e.conftest import WEBHOOK_SECRET
-from tests.support import at_least, eventually, settle, unique
+from tests.support import at_least, eventually, outlast, unique
 
 
 async def test_notifications_reach_the_webhook_signed_and_a_failed_delivery_is_retried_under_the_same_key(stack):
@@ -19,7 +19,7 @@ async def test_notifications_reach_the_webhook_signed_and_a_failed_delivery_is_r
 
     sent = await stack.bus.wait_for(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, channel="webhook")
     deliveries = await eventually(lambda: at_least(stack.webhook.deliveries(order_id), 2))
-    await settle()
+    await outlast(2)  # longer than the next retry's backoff, were the delivery to be retried again
     assert len(stack.bus.events(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id, channel="webhook")) == 1
     first, retry = deliveries[0], deliveries[1]
     assert first[0]["idempotency-key"] == retry[0]["idempotency-key"] == sent[0].data["notification_id"]
