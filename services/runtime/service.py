@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 import uvicorn
+from aiokafka.errors import IllegalStateError
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +22,7 @@ from starlette.routing import Route
 
 from services.runtime import db
 from services.runtime import logging as logs
-from services.runtime.consumer import BatchConsumer, Handler
+from services.runtime.consumer import DEAD_LETTER_MAX_BYTES, BatchConsumer, Handler
 from services.runtime.messages import Message, Subscription
 from services.runtime.relay import OutboxRelay
 from services.runtime.settings import Settings
@@ -60,20 +61,11 @@ async def _no_body(message: KafkaMessage) -> list:
     return []
 
 
-def _readable(value: bytes | None) -> bytes:
-    try:
-        (value or b"").decode()
-        return value or b""
-    except UnicodeDecodeError:
-        return b""
-
-
 async def _raw_batch(records, original_parser):
     """FastStream's parser decodes every header of every record, and fails on a value that is not UTF-8
-    before any handler could dead-letter it. Let it build its message from the first record alone, with
-    such values blanked, and hand the untouched records on."""
-    first = records[0]
-    message = await original_parser((dataclasses.replace(first, headers=tuple((k, _readable(v)) for k, v in first.headers)),))
+    before any handler could dead-letter it. Let it build its message from the first record alone, without
+    headers (the handler reads the raw records), and hand the untouched records on."""
+    message = await original_parser((dataclasses.replace(records[0], headers=()),))
     message.raw_message = records
     return message
 
@@ -90,11 +82,12 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         log_level=logging.DEBUG,  # FastStream's per-message lines; ours carry order ids
         graceful_timeout=15,
         client_id=f"orderflow-{service.name}",
+        max_request_size=DEAD_LETTER_MAX_BYTES,  # a dead letter is a whole record plus our headers
     )
     runtime = Runtime(settings, broker)
     consumer: BatchConsumer | None = None
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         *[s.topic for s in service.subscriptions],
         batch=True,
         group_id=f"orderflow-{service.name}",
@@ -109,8 +102,13 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         max_poll_interval_ms=300_000,
         fetch_max_wait_ms=50,
     )
+
+    @subscriber
     async def on_batch(body: list, message: KafkaMessage) -> None:
-        await consumer.process(message.raw_message)
+        held = await consumer.process(message.raw_message)
+        for partition, offset in held.items():
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its next owner starts before it
+                message.consumer.seek(partition, offset)  # the offsets committed next stop before that record
 
     def after_commit() -> None:
         for wake in runtime.after_commit:
@@ -125,7 +123,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
                                     broker.publish)
         runtime.after_commit.append(runtime.relay.wake)
         consumer = BatchConsumer(service.name, runtime.pool, service.subscriptions, service.handle,
-                                 service.inbox_key, broker.publish, after_commit)
+                                 service.inbox_key, broker.publish, after_commit,
+                                 message_attempts=settings.message_attempts)
         await broker.connect()
         runtime.loops = [asyncio.create_task(runtime.relay.run())]
         runtime.loops += [asyncio.create_task(loop) for loop in service.background(runtime)]

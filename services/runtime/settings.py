@@ -25,6 +25,9 @@ class Settings:
     # broker allows 1 s). A short timeout makes group joins and takeovers quick.
     kafka_session_timeout_ms: int = field(default_factory=lambda: int(_env("KAFKA_SESSION_TIMEOUT_MS", "6000")))
     batch_size: int = field(default_factory=lambda: int(_env("BATCH_SIZE", "500")))
+    # A message whose handling keeps failing with an error that may pass (a deadlock, a timeout, a resource
+    # limit) while the database answers is tried this many times, then dead-lettered with the reason.
+    message_attempts: int = field(default_factory=lambda: int(_env("MESSAGE_ATTEMPTS", "5")))
     # Goodwill for a backorder whose ETA slips: this percentage off a future purchase.
     goodwill_percent: int = field(default_factory=lambda: int(_env("GOODWILL_PERCENT", "10")))
     # ... and for one that has waited this many days, looked for every GOODWILL_REVIEW_S seconds.
