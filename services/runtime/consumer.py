@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import heapq
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
@@ -77,15 +78,21 @@ class BatchConsumer:
         # The record each partition is held at, and how often it failed; one per partition at most.
         self._failures: dict[TopicPartition, tuple[int, int]] = {}
         self._failed_batches = 0  # in a row
+        self.committed_at = time.monotonic()  # for /health: when a batch last went through
+        self.in_hand: dict[TopicPartition, int] = {}  # the first offset per partition of the batch not yet through
+        self.last_failure: str | None = None
+        metrics.SECONDS_SINCE_COMMIT.labels(service).set_function(lambda: time.monotonic() - self.committed_at)
 
     async def process(self, records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
         """Handle the batch. Returns the partitions to resume at a record the batch could not finish, for its
         next attempt: the caller seeks there, so the offsets committed stop before it. Raises, after a
         backoff, when the database or the broker fails, for FastStream to redeliver the batch."""
+        self.in_hand = _first_offsets(records)
         try:
             held = await self._process(records)
         except Exception as error:
             self._failed_batches += 1
+            self.last_failure = repr(error)
             metrics.BATCHES_REDELIVERED.labels(self._service).inc()
             wait = backoff(self._failed_batches, 0.5, BACKOFF_MAX_S)
             log.warning("batch failed, redelivering it after a backoff", error=repr(error), retry_in_s=wait)
@@ -95,6 +102,9 @@ class BatchConsumer:
             worst = max(self._failures.get(partition, (0, 1))[1] for partition in held)
             await asyncio.sleep(backoff(worst, 0.1, 2))  # give what may pass the time to pass
         self._failed_batches = 0
+        self.last_failure = None
+        self.in_hand = {}
+        self.committed_at = time.monotonic()
         return held
 
     async def _process(self, records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
@@ -253,6 +263,13 @@ def _copied_headers(record: ConsumerRecord) -> dict[str, str]:
 
 def _partition(record: ConsumerRecord) -> TopicPartition:
     return TopicPartition(record.topic, record.partition)
+
+
+def _first_offsets(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        first.setdefault(_partition(record), record.offset)
+    return first
 
 
 def _skippable(subscription: Subscription, record: ConsumerRecord) -> bool:

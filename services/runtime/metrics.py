@@ -9,3 +9,5 @@ EVENTS_PUBLISHED = Counter("orderflow_events_published_total", "Events the outbo
 RELAY_POSITION = Gauge("orderflow_relay_position", "Last event store position published", ["service"])
 BATCHES_REDELIVERED = Counter("orderflow_batches_redelivered_total",
                               "Batches that failed on the database or the broker, redelivered after a backoff", ["service"])
+SECONDS_SINCE_COMMIT = Gauge("orderflow_consumer_seconds_since_commit",
+                             "Seconds since the consumer last committed a batch (a stall when records wait)", ["service"])

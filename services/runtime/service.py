@@ -5,13 +5,16 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
 import uvicorn
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import IllegalStateError
+from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -68,6 +71,33 @@ async def _raw_batch(records, original_parser):
     message = await original_parser((dataclasses.replace(records[0], headers=()),))
     message.raw_message = records
     return message
+
+
+async def _stall(kafka: AIOKafkaConsumer | None, consumer: BatchConsumer, stall_s: float) -> dict | None:
+    """Why the consumer counts as stalled: records wait on an assigned partition, and no batch has been
+    committed for `stall_s`. None while it keeps up, or has nothing to do."""
+    quiet_s = time.monotonic() - consumer.committed_at
+    if kafka is None or quiet_s < stall_s:
+        return None
+    if not (lag := await _lag(kafka, consumer.in_hand)):
+        return None
+    return {"seconds_since_commit": round(quiet_s, 1), "lag": lag, "last_failure": consumer.last_failure}
+
+
+async def _lag(kafka: AIOKafkaConsumer, in_hand: dict[TopicPartition, int]) -> dict[str, int]:
+    """Records beyond what the consumer got through, per assigned partition, up to the end of the log as
+    its latest fetch saw it; a batch in hand counts from its first record."""
+    lag = {}
+    for partition in kafka.assignment():
+        try:
+            position = await asyncio.wait_for(kafka.position(partition), 1)
+            end = kafka.highwater(partition)
+        except (IllegalStateError, AssertionError, TimeoutError):  # revoked meanwhile, or its position is being reset
+            continue
+        waiting = (end or 0) - min(position, in_hand.get(partition, position))
+        if waiting > 0:
+            lag[f"{partition.topic}/{partition.partition}"] = waiting
+    return lag
 
 
 def build_app(service: Service, settings: Settings) -> Starlette:
@@ -148,6 +178,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
             return JSONResponse({"status": "unavailable", "database": repr(error)}, status_code=503)
         if stopped := [task.get_coro().__qualname__ for task in runtime.loops if task.done()]:
             return JSONResponse({"status": "unavailable", "stopped": stopped}, status_code=503)
+        if stalled := await _stall(subscriber.consumer, consumer, settings.health_stall_s):
+            return JSONResponse({"status": "unavailable", "stalled": stalled}, status_code=503)
         return JSONResponse({"status": "ok", "service": service.name})
 
     async def metrics(request: Request) -> Response:

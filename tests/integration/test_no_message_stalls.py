@@ -1,5 +1,5 @@
-"""No message can stall a service: what one message causes ends in its DLQ after bounded attempts, and a database
-that does not answer is waited out; on real Kafka and PostgreSQL."""
+"""No message can stall a service: what one message causes ends in its DLQ after bounded attempts, a database
+that does not answer is waited out, and /health tells a stalled consumer; on real Kafka and PostgreSQL."""
 
 import asyncio
 import base64
@@ -32,9 +32,9 @@ from tests.support import eventually
 RAISE_INSUFFICIENT_RESOURCES = "DO $$ BEGIN RAISE EXCEPTION 'injected: out of resources' USING ERRCODE = '53000'; END $$"
 
 
-def failing_as_asked():
+def failing_as_asked(release: asyncio.Event | None = None):
     """A handler that does nothing but let the inbox record what it handled, except where a test asks it to
-    fail: a bug on every CancelOrder, a resource error on orders named `scarce-*`."""
+    fail: a bug on every CancelOrder, a resource error on orders named `scarce-*`, a hang on `hang-*`."""
 
     async def handle(conn, messages):
         for message in messages:
@@ -42,6 +42,8 @@ def failing_as_asked():
                 raise RuntimeError("injected bug in CancelOrder")
             if message.body.order_id.startswith("scarce-"):
                 await conn.execute(RAISE_INSUFFICIENT_RESOURCES)
+            if message.body.order_id.startswith("hang-"):
+                await release.wait()
 
     return handle
 
@@ -80,11 +82,12 @@ class OrderService:
 
 
 @contextlib.asynccontextmanager
-async def order_service(apache_kafka, pools, database_url: str | None = None, **settings) -> AsyncIterator[OrderService]:
+async def order_service(apache_kafka, pools, database_url: str | None = None, release: asyncio.Event | None = None,
+                        **settings) -> AsyncIterator[OrderService]:
     """The runtime as the order service runs it, on fresh one-partition topics, with the handler above."""
     topic = await new_topic(apache_kafka, "orders.commands-test")
     service = Service(name="order", subscriptions=[Subscription(topic, ORDER_COMMANDS, strict=True)],
-                      handle=failing_as_asked(), inbox_key=lambda m: m.envelope.id,
+                      handle=failing_as_asked(release), inbox_key=lambda m: m.envelope.id,
                       events_topic=await new_topic(apache_kafka, "orders.events-test"), key_field="order_id")
     config = Settings("order", kafka_bootstrap_servers=apache_kafka, database_url=database_url or pools.url,
                       kafka_session_timeout_ms=2000, **settings)
@@ -209,6 +212,35 @@ async def test_a_database_that_does_not_answer_is_waited_for_and_nothing_is_dead
 
         await orders.handled(during)
         assert await dead_letters(apache_kafka, orders.topic, count=0, timeout=1) == []
+
+
+async def test_health_is_unavailable_while_records_wait_and_nothing_was_committed_for_the_stall_time(
+        apache_kafka, pools):
+    release = asyncio.Event()
+    async with order_service(apache_kafka, pools, release=release, health_stall_s=1) as orders:
+        await orders.handled(await orders.place("first"))
+
+        async def quiet_for_the_stall_time():
+            assert sample("orderflow_consumer_seconds_since_commit") >= 1
+        await eventually(quiet_for_the_stall_time)
+        assert (await orders.http.get("/health")).status_code == 200  # idle: nothing waits
+
+        hung = await orders.place("hang-1")  # a handler that never returns, which no attempt count can catch
+        after = await orders.place("after-hang")
+
+        async def stalled():
+            response = await orders.http.get("/health")
+            assert response.status_code == 503, response.text
+            return response.json()
+        body = await eventually(stalled, timeout=20)
+        assert body["stalled"]["lag"][f"{orders.topic}/0"] >= 1 and body["stalled"]["seconds_since_commit"] >= 1
+
+        release.set()
+        await orders.handled(hung, after)
+
+        async def healthy():
+            assert (await orders.http.get("/health")).status_code == 200
+        await eventually(healthy)
 
 
 class BrokerDownOnce(Published):
