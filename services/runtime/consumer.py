@@ -173,6 +173,7 @@ class BatchConsumer:
         return []
 
     def _forget_failures(self, batch: list[Item]) -> None:
+        """A held record went through: its partition starts counting afresh."""
         if self._failures:
             for record, _ in batch:
                 if self._failures.get(_partition(record), (None,))[0] == record.offset:

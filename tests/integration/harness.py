@@ -25,14 +25,15 @@ class DatabaseLink:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         socket_dir = query.pop("host", "")
-        port = parts.port or 5432
+        port = int(query.pop("port", 0)) or parts.port or 5432
         if socket_dir.startswith("/"):  # a server on a Unix socket only (pgserver)
             self._connect = lambda: asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}")
         else:
             self._connect = lambda: asyncio.open_connection(parts.hostname, port)
         self.port = free_port()
         credentials = parts.netloc.rpartition("@")[0]
-        self.url = urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{self.port}", query=urlencode(query)))
+        netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
+        self.url = urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
         self._cut = False
         self._writers: set[asyncio.StreamWriter] = set()
 

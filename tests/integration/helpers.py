@@ -1,5 +1,4 @@
-"""Builds the Kafka records and messages the services would receive, and keeps what they publish, for tests
-below the broker."""
+"""Kafka records and messages as the services would receive them, and a `publish` that keeps what it is given."""
 
 import asyncio
 

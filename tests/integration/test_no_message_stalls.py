@@ -1,5 +1,4 @@
-"""No message can stall a service: what one message causes ends in its DLQ after bounded attempts, a database
-that does not answer is waited out, and /health tells a stalled consumer; on real Kafka and PostgreSQL."""
+"""No message stalls a service: it reaches its DLQ in bounded attempts, an outage is waited out, /health tells a stall."""
 
 import asyncio
 import base64
