@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
 Text = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -51,4 +52,16 @@ class Envelope(BaseModel):
         )
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
+        return structured_json(id=self.id, source=self.source, type=self.type, time=self.time, subject=self.subject,
+                               correlationid=self.correlationid, causationid=self.causationid,
+                               data=to_json(self.data))
+
+
+def structured_json(*, id: str, source: str, type: str, data: bytes, time: datetime | None = None,
+                    subject: str | None = None, correlationid: str | None = None,
+                    causationid: str | None = None) -> bytes:
+    """The structured-mode value of one envelope around `data`, a JSON object already serialised: the relay
+    splices the event data it stored straight in, without parsing it again."""
+    head = {"specversion": "1.0", "id": id, "source": source, "type": type, "time": time, "subject": subject,
+            "datacontenttype": "application/json", "correlationid": correlationid, "causationid": causationid}
+    return to_json({key: value for key, value in head.items() if value is not None})[:-1] + b',"data":' + data + b"}"

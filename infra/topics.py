@@ -1,22 +1,30 @@
 """Creates the public topics and their dead-letter topics with explicit partition counts (a topic
 auto-created by a produce or subscribe would get whatever the broker defaults to)."""
 
+from collections.abc import Sequence
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import topics
+from services.runtime.consumer import DEAD_LETTER_MAX_BYTES
+
+# A dead letter carries a whole record of its topic plus headers: it must fit where the record did not have to.
+DEAD_LETTER_CONFIG = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
 
 
-async def create_topics(bootstrap_servers: str, partitions: int = 3) -> list[str]:
-    names = [name for topic in topics.ALL for name in (topic, topics.dead_letter(topic))]
+async def create_topics(bootstrap_servers: str, partitions: int = 3, names: Sequence[str] = topics.ALL) -> list[str]:
+    """Create the topics `names` and their dead-letter topics, those missing; returns the names created."""
+    configs = {name: config for topic in names
+               for name, config in ((topic, {}), (topics.dead_letter(topic), DEAD_LETTER_CONFIG))}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
+        missing = [n for n in configs if n not in existing]
         if missing:
             try:
-                await admin.create_topics([NewTopic(n, partitions, 1) for n in missing])
+                await admin.create_topics([NewTopic(n, partitions, 1, topic_configs=configs[n]) for n in missing])
             except TopicAlreadyExistsError:
                 pass
         return missing

@@ -1,15 +1,16 @@
-"""Batch consumption: parse a batch of Kafka records, dead-letter what can never be handled, and handle
-the rest in one Postgres transaction with the inbox. Offsets are committed (by FastStream, after this
-returns) only once that transaction has committed; on a transient failure the batch is redelivered."""
+"""Batch consumption: handle a batch of Kafka records in one transaction, and dead-letter what cannot be handled."""
 
 import asyncio
+import base64
 import heapq
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import asyncpg
 import structlog
-from aiokafka.structs import ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from contracts.topics import dead_letter
 from services.runtime import inbox, metrics
@@ -20,15 +21,27 @@ log = structlog.get_logger()
 
 Handler = Callable[[asyncpg.Connection, list[Message]], Awaitable[None]]
 Publish = Callable[..., Awaitable]
+Item = tuple[ConsumerRecord, Message]
+DeadLetter = tuple[ConsumerRecord, str]
 
 CONCURRENCY_RETRIES = 5
 # SQLSTATE classes of a server that is down, restarting, out of resources or read-only, and of conflicts
 # that a retry resolves (serialization, deadlock).
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+DATABASE_CHECK_TIMEOUT_S = 5
+BACKOFF_MAX_S = 30
+# A dead letter is the original record and our headers. The dead-letter topics (infra/topics.py) and our
+# producer take twice Kafka's default record size, so whatever a topic accepted fits in its DLQ.
+DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
+
+
+class InfrastructureDown(Exception):
+    """The database or the broker does not answer: the batch is redelivered after a backoff, never dead-lettered."""
 
 
 def is_transient(error: BaseException) -> bool:
-    """A failure of the infrastructure, not of a message: the batch is retried, never dead-lettered."""
+    """An error that may pass on a retry: the database's, or a conflict; whether the message caused it is
+    for `BatchConsumer` to find out."""
     if isinstance(error, (OSError, asyncio.TimeoutError, ConcurrencyError, asyncpg.PostgresConnectionError)):
         return True
     if isinstance(error, asyncpg.InterfaceError):  # a closed connection or pool; not a client-side data error
@@ -37,29 +50,23 @@ def is_transient(error: BaseException) -> bool:
     return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate == "25006"
 
 
-def _skippable(subscription: Subscription, record: ConsumerRecord) -> bool:
-    """An event type this service does not read, told by the `ce_type` header our relays set, is passed
-    over without decoding its JSON: most of what crosses an events topic is for someone else."""
-    if subscription.strict:
-        return False
-    for key, value in record.headers or ():
-        if key == "ce_type":
-            return value.decode(errors="replace") not in subscription.models
-    return False
-
-
-def _interleaved(records: Sequence[ConsumerRecord]) -> Iterator[ConsumerRecord]:
-    """FastStream hands a batch over partition by partition; across partitions and topics, timestamps
-    are the better guess at what happened first. Each partition keeps its own order (a merge, not a sort)."""
-    partitions: dict[tuple[str, int], list[ConsumerRecord]] = defaultdict(list)
-    for record in records:
-        partitions[(record.topic, record.partition)].append(record)
-    return heapq.merge(*partitions.values(), key=lambda r: r.timestamp)
+def backoff(failures: int, first_s: float, max_s: float) -> float:
+    return min(first_s * 2 ** (failures - 1), max_s)
 
 
 class BatchConsumer:
+    """Handles a batch in one transaction, the inbox dropping what was handled before. No message can hold
+    its partition for long: when a batch fails and the database answers, the batch is halved until the
+    message that fails alone is found; it is dead-lettered with the reason at once when the error is its
+    own (bad data, a handler bug), or after `message_attempts` tries when the error might have passed (a
+    deadlock, a timeout, a resource limit). Until then its partition waits and the others move on. A
+    database or broker that does not answer fails the whole batch, which FastStream redelivers: after a
+    backoff, never dead-lettered. Offsets are committed (by FastStream, after `process` returns) only
+    once the transactions have committed and the dead letters are acknowledged."""
+
     def __init__(self, service: str, pool: asyncpg.Pool, subscriptions: Sequence[Subscription], handle: Handler,
-                 inbox_key: Callable[[Message], str], publish: Publish, after_commit: Callable[[], None]):
+                 inbox_key: Callable[[Message], str], publish: Publish, after_commit: Callable[[], None], *,
+                 message_attempts: int):
         self._service = service
         self._pool = pool
         self._subscriptions = {s.topic: s for s in subscriptions}
@@ -67,10 +74,42 @@ class BatchConsumer:
         self._inbox_key = inbox_key
         self._publish = publish
         self._after_commit = after_commit
+        self._message_attempts = message_attempts
+        # The record each partition is held at, and how often it failed; one per partition at most.
+        self._failures: dict[TopicPartition, tuple[int, int]] = {}
+        self._failed_batches = 0  # in a row
+        self.committed_at = time.monotonic()  # for /health: when a batch last went through
+        self.in_hand: dict[TopicPartition, int] = {}  # the first offset per partition of the batch not yet through
+        self.last_failure: str | None = None
+        metrics.SECONDS_SINCE_COMMIT.labels(service).set_function(lambda: time.monotonic() - self.committed_at)
 
-    async def process(self, records: Sequence[ConsumerRecord]) -> None:
-        good: list[tuple[ConsumerRecord, Message]] = []
-        dead: list[tuple[ConsumerRecord, str]] = []
+    async def process(self, records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
+        """Handle the batch. Returns the partitions to resume at a record the batch could not finish, for its
+        next attempt: the caller seeks there, so the offsets committed stop before it. Raises, after a
+        backoff, when the database or the broker fails, for FastStream to redeliver the batch."""
+        self.in_hand = _first_offsets(records)
+        try:
+            held = await self._process(records)
+        except Exception as error:
+            self._failed_batches += 1
+            self.last_failure = repr(error)
+            metrics.BATCHES_REDELIVERED.labels(self._service).inc()
+            wait = backoff(self._failed_batches, 0.5, BACKOFF_MAX_S)
+            log.warning("batch failed, redelivering it after a backoff", error=repr(error), retry_in_s=wait)
+            await asyncio.sleep(wait)  # FastStream seeks back at once: do not spin
+            raise
+        if held:
+            worst = max(self._failures.get(partition, (0, 1))[1] for partition in held)
+            await asyncio.sleep(backoff(worst, 0.1, 2))  # give what may pass the time to pass
+        self._failed_batches = 0
+        self.last_failure = None
+        self.in_hand = {}
+        self.committed_at = time.monotonic()
+        return held
+
+    async def _process(self, records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
+        good: list[Item] = []
+        dead: list[DeadLetter] = []
         for record in _interleaved(records):
             subscription = self._subscriptions[record.topic]
             if _skippable(subscription, record):
@@ -82,32 +121,70 @@ class BatchConsumer:
                 continue
             if message is not None:
                 good.append((record, message))
+        held: dict[TopicPartition, int] = {}
         if good:
-            dead += await self._handle_isolating_poison(good)
-        await self._dead_letter(dead)
+            dead += await self._handle_isolating_poison(good, held)
+        # What follows a held record comes again with it: dead-lettered then, not twice.
+        dead = [(r, why) for r, why in dead if r.offset < held.get(_partition(r), r.offset + 1)]
+        await self._dead_letter(sorted(dead, key=lambda d: (d[0].topic, d[0].partition, d[0].offset)))
+        return held
 
-    async def _handle_isolating_poison(self, batch: list[tuple[ConsumerRecord, Message]]) -> list[tuple[ConsumerRecord, str]]:
-        """Handle the batch; if it fails for a reason that is not transient, handle its messages one by one
-        so that only the message that fails on its own is dead-lettered."""
+    async def _handle_isolating_poison(self, batch: list[Item], held: dict[TopicPartition, int]) -> list[DeadLetter]:
+        """Handle the batch, less the partitions held; if it fails, halve it until the message that fails
+        alone is found. Adds to `held` the partitions that must wait for a message to be tried again."""
+        batch = [item for item in batch if _partition(item[0]) not in held]
+        if not batch:
+            return []
         try:
             await self._transaction([m for _, m in batch])
-            return []
         except Exception as error:
-            if is_transient(error):
-                log.warning("batch failed on infrastructure, will be redelivered", error=repr(error))
-                await asyncio.sleep(1)  # FastStream seeks back at once: do not spin
-                raise
+            await self._require_database(error)
             if len(batch) == 1:
-                record, message = batch[0]
-                if isinstance(error, Unhandleable):  # the handler's own verdict: a reason, not a crash
-                    return [(record, str(error))]
-                log.exception("message cannot be handled", type=message.type, message_id=message.envelope.id,
-                              order_id=getattr(message.body, "order_id", None))
-                return [(record, f"handler failed: {error!r}")]
-        dead = []
-        for item in batch:
-            dead += await self._handle_isolating_poison([item])
-        return dead
+                return self._judge(batch[0], error, held)
+        else:
+            self._forget_failures(batch)
+            return []
+        half = len(batch) // 2
+        dead = await self._handle_isolating_poison(batch[:half], held)
+        return dead + await self._handle_isolating_poison(batch[half:], held)
+
+    def _judge(self, item: Item, error: Exception, held: dict[TopicPartition, int]) -> list[DeadLetter]:
+        """A message failed alone while the database answers: its dead letter, or none while it may yet pass."""
+        record, message = item
+        partition = _partition(record)
+        offset, failures = self._failures.pop(partition, (record.offset, 0))
+        failures = failures + 1 if offset == record.offset else 1
+        if isinstance(error, Unhandleable):  # the handler's own verdict: a reason, not a crash
+            return [(record, str(error))]
+        context = dict(type=message.type, message_id=message.envelope.id, topic=record.topic,
+                       partition=record.partition, offset=record.offset,
+                       order_id=getattr(message.body, "order_id", None))
+        if not is_transient(error):
+            log.error("message cannot be handled", **context, exc_info=error)
+            return [(record, f"handler failed: {error!r}")]
+        if failures >= self._message_attempts:
+            log.error("message keeps failing while the database answers", **context, attempts=failures,
+                      exc_info=error)
+            return [(record, f"handler failed {failures} times: {error!r}")]
+        self._failures[partition] = (record.offset, failures)
+        held[partition] = record.offset
+        log.warning("message failed, its partition waits to try it again", **context, attempt=failures,
+                    error=repr(error))
+        return []
+
+    def _forget_failures(self, batch: list[Item]) -> None:
+        """A held record went through: its partition starts counting afresh."""
+        if self._failures:
+            for record, _ in batch:
+                if self._failures.get(_partition(record), (None,))[0] == record.offset:
+                    del self._failures[_partition(record)]
+
+    async def _require_database(self, failure: Exception) -> None:
+        """A batch failed: unless the database answers, the infrastructure is to blame, not a message."""
+        try:
+            await asyncio.wait_for(self._pool.fetchval("SELECT 1"), DATABASE_CHECK_TIMEOUT_S)
+        except Exception as error:
+            raise InfrastructureDown(f"the database does not answer ({error!r}) after {failure!r}") from failure
 
     async def _transaction(self, messages: list[Message]) -> None:
         for attempt in range(1, CONCURRENCY_RETRIES + 1):
@@ -127,22 +204,90 @@ class BatchConsumer:
         log.debug("batch handled", messages=len(messages), fresh=len(fresh))
         self._after_commit()
 
-    async def _dead_letter(self, dead: list[tuple[ConsumerRecord, str]]) -> None:
+    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        """Publish the dead letters; all are acknowledged before the batch's offsets are committed."""
         if not dead:
             return
-        pending = []
+        acknowledgements = [await self._send(record, reason) for record, reason in dead]
+        results = await asyncio.gather(*acknowledgements, return_exceptions=True)
+        if too_large := [d for d, r in zip(dead, results, strict=True) if isinstance(r, MessageSizeTooLargeError)]:
+            acknowledgements = [await self._send(record, reason, too_large=True) for record, reason in too_large]
+            results = [r for r in results if not isinstance(r, MessageSizeTooLargeError)]
+            results += await asyncio.gather(*acknowledgements, return_exceptions=True)
+        if failed := [r for r in results if isinstance(r, BaseException)]:
+            raise InfrastructureDown(f"the broker did not take a dead letter: {failed[0]!r}") from failed[0]
         for record, reason in dead:
-            headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
-            headers |= {
-                "dlq.error": reason[:2000],
-                "dlq.service": self._service,
-                "dlq.original.topic": record.topic,
-                "dlq.original.partition": str(record.partition),
-                "dlq.original.offset": str(record.offset),
-            }
             log.warning("message dead-lettered", topic=record.topic, partition=record.partition,
                         offset=record.offset, error=reason)
             metrics.DEAD_LETTERED.labels(self._service, record.topic).inc()
-            pending.append(await self._publish(record.value or b"", dead_letter(record.topic), key=record.key,
-                                               headers=headers, no_confirm=True))
-        await asyncio.gather(*pending)  # acknowledged before the batch's offsets are committed
+
+    async def _send(self, record: ConsumerRecord, reason: str, too_large: bool = False) -> Awaitable:
+        """Publish one dead letter; returns its acknowledgement. One too large for the dead-letter topic goes
+        without its value, which stays at its original offset: the reason says so."""
+        value = record.value or b""
+        headers = _copied_headers(record)
+        if too_large:
+            reason = f"{reason[:1500]}; its value of {len(value)} bytes was too large for the dead-letter topic: " \
+                     "read it at the original offset"
+            value = b""
+        headers |= {
+            "dlq.error": reason[:2000],
+            "dlq.service": self._service,
+            "dlq.original.topic": record.topic,
+            "dlq.original.partition": str(record.partition),
+            "dlq.original.offset": str(record.offset),
+        }
+        try:
+            return await self._publish(value, dead_letter(record.topic), key=record.key, headers=headers,
+                                       no_confirm=True)
+        except MessageSizeTooLargeError as error:  # our own producer refused it before sending
+            refused = asyncio.get_running_loop().create_future()
+            refused.set_exception(error)
+            return refused
+
+
+def _copied_headers(record: ConsumerRecord) -> dict[str, str]:
+    """The record's headers for its dead letter, as text: a value that is not UTF-8 is copied in base64 and
+    named in `dlq.base64`, so the original bytes can be restored."""
+    headers: dict[str, str] = {}
+    encoded = []
+    for key, value in record.headers or ():
+        try:
+            headers[key] = (value or b"").decode()
+        except UnicodeDecodeError:
+            headers[key] = base64.b64encode(value).decode()
+            encoded.append(key)
+    if encoded:
+        headers["dlq.base64"] = ",".join(encoded)
+    return headers
+
+
+def _partition(record: ConsumerRecord) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
+def _first_offsets(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        first.setdefault(_partition(record), record.offset)
+    return first
+
+
+def _skippable(subscription: Subscription, record: ConsumerRecord) -> bool:
+    """An event type this service does not read, told by the `ce_type` header our relays set, is passed
+    over without decoding its JSON: most of what crosses an events topic is for someone else."""
+    if subscription.strict:
+        return False
+    for key, value in record.headers or ():
+        if key == "ce_type":
+            return (value or b"").decode(errors="replace") not in subscription.models
+    return False
+
+
+def _interleaved(records: Sequence[ConsumerRecord]) -> Iterator[ConsumerRecord]:
+    """FastStream hands a batch over partition by partition; across partitions and topics, timestamps
+    are the better guess at what happened first. Each partition keeps its own order (a merge, not a sort)."""
+    partitions: dict[tuple[str, int], list[ConsumerRecord]] = defaultdict(list)
+    for record in records:
+        partitions[(record.topic, record.partition)].append(record)
+    return heapq.merge(*partitions.values(), key=lambda r: r.timestamp)

@@ -37,12 +37,23 @@ class Subscription:
 
 def parse(subscription: Subscription, value: bytes | None) -> Message | None:
     """The message, None when it is an event type this service does not read, or Unhandleable."""
+    try:
+        return _parse(subscription, value)
+    except Unhandleable:
+        raise
+    except Exception as error:  # whatever reading one record raises is that record's doing, not the service's
+        raise Unhandleable(f"cannot be read: {error!r}") from None
+
+
+def _parse(subscription: Subscription, value: bytes | None) -> Message | None:
     if value is None:
         raise Unhandleable("empty message value")
     try:
         raw = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise Unhandleable(f"not JSON: {error}") from None
+    except RecursionError:
+        raise Unhandleable("JSON nested too deeply to decode") from None
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as error:

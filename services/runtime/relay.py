@@ -6,12 +6,12 @@ A crash between publishing and recording the cursor publishes some events again,
 CloudEvents id: consumers de-duplicate on it."""
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
 
+from contracts.envelope import structured_json
 from services.runtime import metrics
 from services.runtime.db import schema, session_settings
 from services.runtime.loops import Wakeup, drain, run_forever
@@ -78,16 +78,6 @@ class OutboxRelay:
         return len(rows)
 
     def _envelope(self, row: asyncpg.Record) -> bytes:
-        # The data is spliced in as stored, not parsed and dumped again.
-        head = json.dumps({
-            "specversion": "1.0",
-            "id": str(row["event_id"]),
-            "source": f"orderflow/{self._service}",
-            "type": row["type"],
-            "time": row["recorded_at"].isoformat(),
-            "subject": row["stream_id"],
-            "datacontenttype": "application/json",
-            "correlationid": row["correlation_id"],
-            "causationid": row["causation_id"],
-        })
-        return f'{head[:-1]}, "data": {row["data"]}}}'.encode()
+        return structured_json(id=str(row["event_id"]), source=f"orderflow/{self._service}", type=row["type"],
+                               time=row["recorded_at"], subject=row["stream_id"], correlationid=row["correlation_id"],
+                               causationid=row["causation_id"], data=row["data"].encode())

@@ -5,12 +5,16 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
 import uvicorn
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import IllegalStateError
+from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +25,7 @@ from starlette.routing import Route
 
 from services.runtime import db
 from services.runtime import logging as logs
-from services.runtime.consumer import BatchConsumer, Handler
+from services.runtime.consumer import DEAD_LETTER_MAX_BYTES, BatchConsumer, Handler
 from services.runtime.messages import Message, Subscription
 from services.runtime.relay import OutboxRelay
 from services.runtime.settings import Settings
@@ -60,22 +64,40 @@ async def _no_body(message: KafkaMessage) -> list:
     return []
 
 
-def _readable(value: bytes | None) -> bytes:
-    try:
-        (value or b"").decode()
-        return value or b""
-    except UnicodeDecodeError:
-        return b""
-
-
 async def _raw_batch(records, original_parser):
     """FastStream's parser decodes every header of every record, and fails on a value that is not UTF-8
-    before any handler could dead-letter it. Let it build its message from the first record alone, with
-    such values blanked, and hand the untouched records on."""
-    first = records[0]
-    message = await original_parser((dataclasses.replace(first, headers=tuple((k, _readable(v)) for k, v in first.headers)),))
+    before any handler could dead-letter it. Let it build its message from the first record alone, without
+    headers (the handler reads the raw records), and hand the untouched records on."""
+    message = await original_parser((dataclasses.replace(records[0], headers=()),))
     message.raw_message = records
     return message
+
+
+async def _stall(kafka: AIOKafkaConsumer | None, consumer: BatchConsumer, stall_s: float) -> dict | None:
+    """Why the consumer counts as stalled: records wait on an assigned partition, and no batch has been
+    committed for `stall_s`. None while it keeps up, or has nothing to do."""
+    quiet_s = time.monotonic() - consumer.committed_at
+    if kafka is None or quiet_s < stall_s:
+        return None
+    if not (lag := await _lag(kafka, consumer.in_hand)):
+        return None
+    return {"seconds_since_commit": round(quiet_s, 1), "lag": lag, "last_failure": consumer.last_failure}
+
+
+async def _lag(kafka: AIOKafkaConsumer, in_hand: dict[TopicPartition, int]) -> dict[str, int]:
+    """Records beyond what the consumer got through, per assigned partition, up to the end of the log as
+    its latest fetch saw it; a batch in hand counts from its first record."""
+    lag = {}
+    for partition in kafka.assignment():
+        try:
+            position = await asyncio.wait_for(kafka.position(partition), 1)
+            end = kafka.highwater(partition)
+        except (IllegalStateError, AssertionError, TimeoutError):  # revoked meanwhile, or its position is being reset
+            continue
+        waiting = (end or 0) - min(position, in_hand.get(partition, position))
+        if waiting > 0:
+            lag[f"{partition.topic}/{partition.partition}"] = waiting
+    return lag
 
 
 def build_app(service: Service, settings: Settings) -> Starlette:
@@ -90,11 +112,12 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         log_level=logging.DEBUG,  # FastStream's per-message lines; ours carry order ids
         graceful_timeout=15,
         client_id=f"orderflow-{service.name}",
+        max_request_size=DEAD_LETTER_MAX_BYTES,  # a dead letter is a whole record plus our headers
     )
     runtime = Runtime(settings, broker)
     consumer: BatchConsumer | None = None
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         *[s.topic for s in service.subscriptions],
         batch=True,
         group_id=f"orderflow-{service.name}",
@@ -109,8 +132,13 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         max_poll_interval_ms=300_000,
         fetch_max_wait_ms=50,
     )
+
+    @subscriber
     async def on_batch(body: list, message: KafkaMessage) -> None:
-        await consumer.process(message.raw_message)
+        held = await consumer.process(message.raw_message)
+        for partition, offset in held.items():
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its next owner starts before it
+                message.consumer.seek(partition, offset)  # the offsets committed next stop before that record
 
     def after_commit() -> None:
         for wake in runtime.after_commit:
@@ -125,7 +153,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
                                     broker.publish)
         runtime.after_commit.append(runtime.relay.wake)
         consumer = BatchConsumer(service.name, runtime.pool, service.subscriptions, service.handle,
-                                 service.inbox_key, broker.publish, after_commit)
+                                 service.inbox_key, broker.publish, after_commit,
+                                 message_attempts=settings.message_attempts)
         await broker.connect()
         runtime.loops = [asyncio.create_task(runtime.relay.run())]
         runtime.loops += [asyncio.create_task(loop) for loop in service.background(runtime)]
@@ -149,6 +178,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
             return JSONResponse({"status": "unavailable", "database": repr(error)}, status_code=503)
         if stopped := [task.get_coro().__qualname__ for task in runtime.loops if task.done()]:
             return JSONResponse({"status": "unavailable", "stopped": stopped}, status_code=503)
+        if stalled := await _stall(subscriber.consumer, consumer, settings.health_stall_s):
+            return JSONResponse({"status": "unavailable", "stalled": stalled}, status_code=503)
         return JSONResponse({"status": "ok", "service": service.name})
 
     async def metrics(request: Request) -> Response:

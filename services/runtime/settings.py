@@ -25,6 +25,11 @@ class Settings:
     # broker allows 1 s). A short timeout makes group joins and takeovers quick.
     kafka_session_timeout_ms: int = field(default_factory=lambda: int(_env("KAFKA_SESSION_TIMEOUT_MS", "6000")))
     batch_size: int = field(default_factory=lambda: int(_env("BATCH_SIZE", "500")))
+    # A message whose handling keeps failing with an error that may pass (a deadlock, a timeout, a resource
+    # limit) while the database answers is tried this many times, then dead-lettered with the reason.
+    message_attempts: int = field(default_factory=lambda: int(_env("MESSAGE_ATTEMPTS", "5")))
+    # /health answers 503 when records wait on an assigned partition and no batch was committed for this long.
+    health_stall_s: float = field(default_factory=lambda: float(_env("HEALTH_STALL_S", "60")))
     # Goodwill for a backorder whose ETA slips: this percentage off a future purchase.
     goodwill_percent: int = field(default_factory=lambda: int(_env("GOODWILL_PERCENT", "10")))
     # ... and for one that has waited this many days, looked for every GOODWILL_REVIEW_S seconds.

@@ -1,4 +1,6 @@
-"""Builds the Kafka records and messages the services would receive, for tests below the broker."""
+"""Kafka records and messages as the services would receive them, and a `publish` that keeps what it is given."""
+
+import asyncio
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import BaseModel
@@ -18,3 +20,16 @@ def record(topic: str, value: bytes, key: str | None = None) -> ConsumerRecord:
 
 def message(topic: str, body: BaseModel) -> Message:
     return Message(Envelope.wrap(body, source="tests"), body, topic)
+
+
+class Published:
+    """A `publish` that keeps what it was given (for dead letters, which these tests inspect directly)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, dict]] = []
+
+    async def __call__(self, value, topic, *, key=None, headers=None, no_confirm=False):
+        self.sent.append((topic, value, headers or {}))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future

@@ -15,26 +15,13 @@ from services.inventory import handlers as inventory
 from services.runtime.consumer import BatchConsumer
 from services.runtime.messages import Subscription
 from services.runtime.relay import OutboxRelay
-from tests.integration.helpers import record
+from tests.integration.helpers import Published, record
 from tests.support import unique
 
 INVENTORY_SUBSCRIPTIONS = [
     Subscription(INVENTORY_COMMANDS, {"RegisterProduct": RegisterProduct, "ReceiveStock": ReceiveStock}, strict=True),
     Subscription(ORDERS_EVENTS, {"OrderPlaced": OrderPlaced}, strict=False),
 ]
-
-
-class Published:
-    """A `publish` that keeps what it was given (for dead letters, which these tests inspect directly)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, dict]] = []
-
-    async def __call__(self, value, topic, *, key=None, headers=None, no_confirm=False):
-        self.sent.append((topic, value, headers or {}))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
 
 
 def envelope(body, **kw) -> bytes:
@@ -44,7 +31,7 @@ def envelope(body, **kw) -> bytes:
 def inventory_consumer(pool, publish=None, handle=None) -> BatchConsumer:
     return BatchConsumer("inventory", pool, INVENTORY_SUBSCRIPTIONS,
                          handle or (lambda conn, msgs: inventory.handle(conn, msgs, today=date.today())),
-                         inventory.inbox_key, publish or Published(), lambda: None)
+                         inventory.inbox_key, publish or Published(), lambda: None, message_attempts=3)
 
 
 async def test_concurrent_batches_from_eight_consumers_never_over_allocate(pools):
