@@ -108,7 +108,8 @@ async def review_overdue_etas(conn: asyncpg.Connection, today: date, limit: int 
     such ETAs."""
     wants = await store.overdue(conn, today, limit)
     review = Envelope.wrap(EtaReview(on=today), source="orderflow/inventory")
-    planned = [(review, [Step(sku, partial(supply.review_overdue, today=today), walks_queue=False) for sku in wants])]
+    planned = [(review, [Step(sku, partial(supply.review_overdue, today=today, order_ids=want.orders), walks_queue=False)
+                         for sku, want in wants.items()])]
     return len(await _decide_and_save(conn, wants, planned, today))
 
 

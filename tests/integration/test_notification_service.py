@@ -1,7 +1,6 @@
 """The notification service on real PostgreSQL: events in through its consumer and handler, out through the
 dispatcher to channels that keep what they are given."""
 
-import asyncio
 import json
 from datetime import date
 from functools import partial
@@ -25,7 +24,7 @@ from services.notification import app, handlers
 from services.notification.channels import Outgoing
 from services.notification.dispatch import Dispatcher
 from services.runtime.consumer import BatchConsumer
-from tests.integration.helpers import record
+from tests.integration.helpers import Published, record
 
 ETA = date(2026, 12, 9)
 LATER = date(2026, 12, 23)
@@ -48,12 +47,6 @@ class Channel:
         self.sent.append(n)
 
 
-async def _publish(value, topic, *, key=None, headers=None, no_confirm=False):
-    future = asyncio.get_running_loop().create_future()
-    future.set_result(None)
-    return future
-
-
 class Notifications:
     """The service's consumer and dispatcher on one database, with an email and a webhook channel."""
 
@@ -62,7 +55,7 @@ class Notifications:
         self.email, self.webhook = Channel("email"), Channel("webhook")
         handle = partial(handlers.handle, eta_window_s=0, channels=channels)
         self.consumer = BatchConsumer("notification", pool, app.SERVICE.subscriptions, handle, handlers.inbox_key,
-                                      _publish, lambda: None)
+                                      Published(), lambda: None, message_attempts=3)
         self.dispatcher = Dispatcher(pool, self.email, self.webhook, on_recorded=lambda: None)
 
     async def receive(self, *events) -> list[tuple[str, bytes]]:

@@ -5,7 +5,7 @@ oldest first, else the day it was placed plus the supplier lead time. Only the h
 supply covers can have ETAs that depend on purchase orders: a change costs in proportion to that head, not
 to the length of the queue."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 
 from contracts.commands import CancelReplenishment, ExpectReplenishment, RescheduleReplenishment
@@ -110,15 +110,16 @@ def _covers(state: Sku) -> Iterator[tuple[int, date]]:
         yield covered, replenishment.expected_on
 
 
-def review_overdue(state: Sku, today: date) -> list[Event]:
+def review_overdue(state: Sku, today: date, order_ids: Iterable[str]) -> list[Event]:
     """An ETA that passed without supply is a slip: it moves once, to today plus the lead time (the earliest
-    a supplier asked now could deliver), and stays there until supply gives a credible date."""
+    a supplier asked now could deliver), and stays there until supply gives a credible date. `order_ids`
+    are the backorders found overdue, loaded by name."""
+    overdue = [b for b in map(state.backorder, order_ids) if b and b.eta < today]
     return [
         BackorderEtaChanged(order_id=b.order_id, sku=state.sku, quantity=b.quantity,
                             previous_estimated_ship_date=b.eta, estimated_ship_date=today + state.lead_time,
                             overdue_on=today)
-        for b in [*state.queue.values(), *state.queue_tail.values()]
-        if b.eta < today
+        for b in sorted(overdue, key=lambda b: b.seq)
     ]
 
 
