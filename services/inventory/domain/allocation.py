@@ -113,7 +113,8 @@ def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
         trial = draft.draft()
         for order_id, quantity in revoked:
             evolve(trial, ReservationRevoked(order_id=order_id, sku=state.sku, quantity=quantity,
-                                             estimated_ship_date=today, revoked_on=today, waiting=0))
+                                             estimated_ship_date=today + draft.lead_time, revoked_on=today,
+                                             waiting=0))
         told = {}
         for backorder, eta in etas(trial, reach=sum(q for _, q in revoked)):
             told.setdefault(backorder.order_id, (eta, backorder.quantity))

@@ -21,10 +21,9 @@ def register_product(state: Sku, cmd: RegisterProduct) -> list[Event]:
     if state.product.discontinued and not cmd.discontinued:
         raise Refused(f"RegisterProduct for {cmd.sku}: the product is discontinued, and that is final")
     draft = state.draft()
-    events = apply(draft, _update(draft, UpdateProduct(sku=cmd.sku, **facts)))
-    if cmd.discontinued:
-        events += discontinue_product(draft, DiscontinueProduct(sku=cmd.sku))
-    return events
+    # Discontinued first: what it cancels is not told a new lead time's slip a moment before.
+    events = apply(draft, discontinue_product(draft, DiscontinueProduct(sku=cmd.sku))) if cmd.discontinued else []
+    return events + _update(draft, UpdateProduct(sku=cmd.sku, **facts))
 
 
 def update_product(state: Sku, cmd: UpdateProduct) -> list[Event]:

@@ -48,8 +48,8 @@ class Backorder:
     ticket: int
     placed_on: date
     eta: date
-    # An ETA that passed without supply was moved by the review of `reviewed_on` to `fallback_eta`: from
-    # then on a computed date earlier than `reviewed_on` is stale, and the fallback stands.
+    # The day it was placed (or the review that last moved it) and the ETA promised then: a computed date
+    # earlier than `reviewed_on` (an overdue purchase order) is stale, and `fallback_eta` stands.
     reviewed_on: date
     fallback_eta: date
 
@@ -179,7 +179,7 @@ def evolve(state: Sku, event: Event) -> Sku:
             state.backordered += event.quantity
             _put_backorder(state, Backorder(event.order_id, event.quantity, state.next_seq, state.enqueued_units,
                                             event.backordered_on, event.estimated_ship_date, event.backordered_on,
-                                            event.backordered_on))
+                                            event.estimated_ship_date))
             state.next_seq += 1
             state.enqueued_units += event.quantity
         case BackorderFulfilled():
@@ -220,7 +220,8 @@ def evolve(state: Sku, event: Event) -> Sku:
             _put_backorder(state, Backorder(event.order_id, event.quantity + (waiting.quantity if waiting else 0),
                                             state.front_seq, state.removed_units, placed_on, event.estimated_ship_date,
                                             waiting.reviewed_on if waiting else event.revoked_on,
-                                            waiting.fallback_eta if waiting else event.revoked_on), at_head=True)
+                                            waiting.fallback_eta if waiting else event.estimated_ship_date),
+                           at_head=True)
     return state
 
 

@@ -89,16 +89,18 @@ def etas(state: Sku, reach: int | None) -> Iterator[tuple[Backorder, date]]:
 
 
 def promised(backorder: Backorder, computed: date) -> date:
-    """The ETA to tell: the computed one, unless the review found one earlier than that stale."""
+    """The ETA to tell: the computed one, unless it is earlier than the day the backorder was placed or last
+    reviewed (a purchase order overdue by then): then the date promised that day stands."""
     return computed if computed >= backorder.reviewed_on else backorder.fallback_eta
 
 
 def eta_of_new_backorder(state: Sku, quantity: int, today: date) -> date:
     """The ETA of a backorder of `quantity` placed today behind the waiting ones, without walking the queue:
-    those take the first `state.backordered` units of expected supply."""
+    those take the first `state.backordered` units of expected supply. A purchase order already overdue
+    gives no credible date: the lead time does, as the review would."""
     for covered, expected_on in _covers(state):
         if covered >= state.backordered + quantity:
-            return max(today, expected_on)
+            return expected_on if expected_on >= today else today + state.lead_time
     return today + state.lead_time
 
 

@@ -126,28 +126,41 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
             recorded = OrderLineBackordered(order_id=order.order_id, sku=event.sku, quantity=event.quantity,
                                             estimated_ship_date=event.estimated_ship_date,
                                             backordered_on=event.backordered_on)
+        # A count may revoke units the order shipped meanwhile (they were there after all): the order keeps
+        # only what is still held as waiting, and inventory takes the rest off its queue when it sees the
+        # shipment. Until then, inventory's fills, cancellations and ETAs may speak of those units too:
+        # they are capped at what the order has waiting.
         case BackorderEtaChanged():
-            if not line.backordered:
-                return []  # a backorder the order no longer has (its units shipped after a count)
+            if not line.backordered or line.eta == event.estimated_ship_date:
+                return []
             recorded = OrderLineEtaChanged(order_id=order.order_id, sku=event.sku,
                                            previous_estimated_ship_date=event.previous_estimated_ship_date,
                                            estimated_ship_date=event.estimated_ship_date)
         case BackorderFulfilled():
-            recorded = OrderLineFulfilled(order_id=order.order_id, sku=event.sku, quantity=event.quantity)
-        case ReservationRevoked():
-            # Units shipped meanwhile were there after all: only what is still held goes back to waiting.
-            if not (quantity := min(event.quantity, line.shippable)):
+            if not (quantity := min(event.quantity, line.backordered)):
                 return []
-            recorded = OrderLineReservationRevoked(order_id=order.order_id, sku=event.sku, quantity=quantity,
-                                                   estimated_ship_date=event.estimated_ship_date,
-                                                   revoked_on=event.revoked_on)
+            recorded = OrderLineFulfilled(order_id=order.order_id, sku=event.sku, quantity=quantity)
+        case ReservationRevoked():
+            if quantity := min(event.quantity, line.shippable):
+                recorded = OrderLineReservationRevoked(order_id=order.order_id, sku=event.sku, quantity=quantity,
+                                                       estimated_ship_date=event.estimated_ship_date,
+                                                       revoked_on=event.revoked_on)
+            elif line.backordered and line.eta != event.estimated_ship_date:  # its units shipped; the ETA of what waits moved
+                recorded = OrderLineEtaChanged(order_id=order.order_id, sku=event.sku,
+                                               previous_estimated_ship_date=line.eta,
+                                               estimated_ship_date=event.estimated_ship_date)
+            else:
+                return []
         case OutOfStock():
             recorded = OrderLineRejected(order_id=order.order_id, sku=event.sku, quantity=event.quantity,
                                          reason=event.reason, message=event.message)
         case StockReleased():
-            recorded = OrderLineCancelled(order_id=order.order_id, sku=event.sku, released=event.quantity,
-                                          backorder_cancelled=event.backorder_cancelled, kept=event.kept,
-                                          reason=event.reason, requested=event.requested)
+            released, dropped = min(event.quantity, line.reserved), min(event.backorder_cancelled, line.backordered)
+            if not (released or dropped or event.requested):
+                return []
+            recorded = OrderLineCancelled(order_id=order.order_id, sku=event.sku, released=released,
+                                          backorder_cancelled=dropped, kept=event.kept, reason=event.reason,
+                                          requested=event.requested)
         case _:
             raise TypeError(f"not an allocation event: {type(event).__name__}")
     events = _apply(draft, [recorded])
@@ -178,17 +191,20 @@ def _cancellation_outcome(order: Order) -> list[Event]:
     """One answer for what was cancelled, by the customer's request or by the store (with its reason)."""
     cancelled = [CancelledLine(sku=sku, quantity=q) for sku, q in order.being_cancelled.items() if q]
     reason = "; ".join(r for r in (order.cancel_reason, *order.store_reasons) if r) or None
-    whole = order.status == "cancelled"
+    rejected = [line.rejection for line in order.lines if line.rejection]
     if not cancelled:
-        if any(line.fulfilled or line.shipped for line in order.lines):
-            return [CancellationRefused(order_id=order.order_id,
-                                        reason="everything was already filled from a receipt or shipped")]
-        # Nothing was left to take: the store had already cancelled it and told why.
-        return [OrderCancelled(order_id=order.order_id, lines=[], whole_order=whole, reason=reason)]
+        asked = [order.line(sku) for sku in order.being_cancelled]
+        if any(line.fulfilled or line.shipped for line in asked):
+            why = "everything was already filled from a receipt or shipped"
+        elif refused := [line.rejection for line in asked if line.rejection]:
+            why = "nothing was left to cancel: " + "; ".join(f"{r.sku}: {r.message}" for r in refused)
+        else:
+            why = "nothing was left to cancel"
+        return [CancellationRefused(order_id=order.order_id, reason=why)]
     amount = _refund(order, cancelled)
     return [
-        OrderCancelled(order_id=order.order_id, lines=cancelled, whole_order=whole, reason=reason,
-                       refund_amount=amount, currency=order.currency),
+        OrderCancelled(order_id=order.order_id, lines=cancelled, whole_order=order.status == "cancelled",
+                       reason=reason, refund_amount=amount, currency=order.currency, rejected_lines=rejected),
         RefundIssued(order_id=order.order_id, amount=amount, currency=order.currency, lines=cancelled),
     ]
 

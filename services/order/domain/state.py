@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from contracts.events import (
+    CancellationRefused,
     CancellationRequested,
     DiscountOffered,
     Event,
@@ -159,6 +160,11 @@ def evolve(order: Order | None, event: Event) -> Order:
             order.being_cancelled = {}
             order.store_reasons = []
             order.cancel_reason = None
+        case CancellationRefused() if not any(line.cancelling for line in order.lines):
+            # The answer to a request (or one refused at once): nothing of it is under way any more.
+            order.being_cancelled = {}
+            order.store_reasons = []
+            order.cancel_reason = None
         case RefundIssued():
             order.refunded += event.amount or 0
         case OrderShipped():
@@ -172,7 +178,10 @@ def evolve(order: Order | None, event: Event) -> Order:
         case DiscountOffered():
             order.discount_code = event.code
     order.status = derive_status(order)
-    if isinstance(event, (OrderConfirmed, OrderBackordered, OrderReadyToShip, OrderRejected, OrderCancelled,
-                          OrderShipped)):
+    # What the status events told. A partial cancellation tells no status, nor does a shipment before every
+    # line is decided: the status event that follows does.
+    if isinstance(event, (OrderConfirmed, OrderBackordered, OrderReadyToShip, OrderRejected)) or (
+            isinstance(event, OrderCancelled) and order.status == "cancelled") or (
+            isinstance(event, OrderShipped) and order.status in ("partially_shipped", "shipped")):
         order.announced = order.status
     return order

@@ -1,0 +1,197 @@
+"""Races between the order's view and inventory's: a refused cancellation answered once, a count crossing a
+shipment, a refusal crossing a cancellation, a partial cancellation that changes the status."""
+
+from datetime import date
+from decimal import Decimal
+
+from contracts.commands import (
+    AdjustStock,
+    CancelOrder,
+    DiscontinueProduct,
+    ExpectReplenishment,
+    OrderLine,
+    PlaceOrder,
+    ReceiveStock,
+    RegisterProduct,
+    ShipOrder,
+)
+from contracts.events import (
+    BackorderCreated,
+    BackorderFulfilled,
+    CancellationRefused,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderRejected,
+    OrderShipped,
+    OutOfStock,
+    ReservationRevoked,
+    StockReleased,
+    StockReserved,
+    StockShipped,
+)
+from services.inventory.domain import allocation, products, supply
+from services.inventory.domain.state import Sku, apply
+from services.order.domain import decisions
+from services.order.domain.state import Order, evolve
+
+DAY = date(2026, 11, 25)
+
+
+class Script:
+    def __init__(self, *lines: tuple, currency="EUR") -> None:
+        cmd = PlaceOrder(order_id="o1", customer_id="c1", customer_email="c@example.com", currency=currency,
+                         lines=[OrderLine(sku=s, quantity=q, unit_price=p) for s, q, p in lines])
+        self.events = decisions.place(None, cmd)
+        self.order: Order = evolve(None, self.events[0])
+
+    def __call__(self, decide, *args) -> list:
+        events = decide(self.order, *args)
+        for event in events:
+            evolve(self.order, event)
+        self.events += events
+        return events
+
+    def inventory(self, event) -> list:
+        return self(decisions.record_allocation, event)
+
+
+def test_a_refused_cancellation_is_answered_once_not_again_on_every_later_outcome():
+    s = Script(("A", 1, Decimal("5.00")), ("B", 1, Decimal("5.00")))
+    s.inventory(BackorderCreated(order_id="o1", sku="A", quantity=1, estimated_ship_date=DAY, backordered_on=DAY))
+    s.inventory(BackorderCreated(order_id="o1", sku="B", quantity=1, estimated_ship_date=DAY, backordered_on=DAY))
+    s(decisions.cancel, CancelOrder(order_id="o1", sku="A"))
+    # The receipt wins the race with the cancellation: inventory keeps the filled unit.
+    s.inventory(BackorderFulfilled(order_id="o1", sku="A", quantity=1, remaining=0))
+    first = s.inventory(StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=1))
+    assert [type(e) for e in first if isinstance(e, CancellationRefused)] == [CancellationRefused]
+    # Later, unrelated: B is filled. The request was answered already.
+    later = s.inventory(BackorderFulfilled(order_id="o1", sku="B", quantity=1, remaining=0))
+    assert not [e for e in later if isinstance(e, CancellationRefused)], later
+    assert s.order.being_cancelled == {} and s.order.cancel_reason is None
+
+
+def test_a_store_cancellation_after_a_refused_request_does_not_carry_the_customers_old_reason():
+    s = Script(("A", 1, Decimal("5.00")), ("B", 2, Decimal("5.00")))
+    s.inventory(BackorderCreated(order_id="o1", sku="A", quantity=1, estimated_ship_date=DAY, backordered_on=DAY))
+    s.inventory(BackorderCreated(order_id="o1", sku="B", quantity=2, estimated_ship_date=DAY, backordered_on=DAY))
+    s(decisions.cancel, CancelOrder(order_id="o1", sku="A", reason="changed my mind"))
+    s.inventory(BackorderFulfilled(order_id="o1", sku="A", quantity=1, remaining=0))
+    s.inventory(StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=1))
+    # Days later the store discontinues B on its own.
+    events = s.inventory(StockReleased(order_id="o1", sku="B", quantity=0, backorder_cancelled=2, kept=0,
+                                       reason="B is discontinued", requested=False))
+    cancelled = [e for e in events if isinstance(e, OrderCancelled)]
+    assert len(cancelled) == 1 and cancelled[0].reason == "B is discontinued", cancelled
+
+
+def _inventory(on_hand: int) -> Sku:
+    state = Sku(sku="A")
+    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=5)))
+    apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=on_hand)))
+    return state
+
+
+def test_shipping_reserved_units_that_a_count_revoked_and_a_receipt_refilled_keeps_the_line_consistent():
+    """The order ships what it saw reserved; meanwhile inventory's count revoked it and a receipt filled it again
+    (so inventory ships it from the fill). The order must not end with negative backordered units."""
+    inv = _inventory(2)
+    s = Script(("A", 2, Decimal("5.00")))
+    placed = s.events[0]
+    to_order = apply(inv, allocation.allocate(inv, placed, 2, DAY))             # StockReserved 2
+    s.inventory(to_order[0])
+    shipped = s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))  # warehouse ships the 2 reserved
+    assert isinstance(shipped[0], OrderShipped)
+    # Inventory, before the OrderShipped reaches it: a count finds 0, then a receipt of 2 arrives.
+    revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
+    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=2)))
+    apply(inv, allocation.ship(inv, "o1", 2))                                   # the OrderShipped arrives
+    for event in revoked + filled:
+        if isinstance(event, (ReservationRevoked, BackorderFulfilled)):
+            s.inventory(event)
+    line = s.order.line("A")
+    assert (line.backordered, line.fulfilled, line.shipped) == (0, 0, 2), line
+    assert s.order.status == "shipped"
+
+
+def test_units_the_order_shipped_are_not_also_cancelled_and_refunded_by_a_discontinue():
+    """Same race on a discontinued product: the revoked units no purchase order covers are cancelled by the
+    store, while the order had already shipped them. Inventory ships nothing (they are gone from its books);
+    the order records them shipped AND cancelled, refunds them, and shows -2 backordered."""
+    inv = _inventory(2)
+    s = Script(("A", 2, Decimal("5.00")))
+    s.inventory(apply(inv, allocation.allocate(inv, s.events[0], 2, DAY))[0])
+    s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))
+    apply(inv, products.discontinue_product(inv, DiscontinueProduct(sku="A")))
+    revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
+    assert apply(inv, allocation.ship(inv, "o1", 2)) == []                      # inventory ships nothing
+    for event in revoked:
+        if isinstance(event, (ReservationRevoked, StockReleased)):
+            s.inventory(event)
+    line = s.order.line("A")
+    assert line.backordered >= 0 and line.shipped + line.cancelled <= line.quantity, line
+    assert s.order.refunded == 0 or line.shipped == 0
+
+
+def test_an_order_refused_while_its_cancellation_was_under_way_is_told_rejected_with_the_reason():
+    """CancelOrder crosses the OutOfStock of the order's only line: the order ends `rejected`, but no OrderRejected
+    is ever emitted; the answer is an OrderCancelled(lines=[], whole_order=False) naming no refused line, so the
+    customer is mailed 'closed' without the reason."""
+    s = Script(("A", 1, Decimal("5.00")))
+    s(decisions.cancel, CancelOrder(order_id="o1"))
+    s.inventory(OutOfStock(order_id="o1", sku="A", quantity=1, reason="unknown_sku", message="A is not sold here"))
+    s.inventory(StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=0))
+    assert s.order.status == "rejected"
+    told = [e for e in s.events if isinstance(e, (OrderRejected, OrderCancelled))]
+    assert any(isinstance(e, OrderRejected) for e in told) or any(e.rejected_lines for e in told), told
+
+
+def test_a_whole_cancellation_that_closes_an_order_with_a_refused_line_names_the_refused_line():
+    s = Script(("A", 1, Decimal("5.00")), ("B", 1, Decimal("5.00")))
+    s.inventory(StockReserved(order_id="o1", sku="A", quantity=1))
+    s(decisions.cancel, CancelOrder(order_id="o1"))
+    s.inventory(StockReleased(order_id="o1", sku="A", quantity=1, backorder_cancelled=0, kept=0))
+    s.inventory(OutOfStock(order_id="o1", sku="B", quantity=1, reason="unknown_sku", message="B is not sold here"))
+    events = s.inventory(StockReleased(order_id="o1", sku="B", quantity=0, backorder_cancelled=0, kept=0))
+    cancelled = [e for e in events if isinstance(e, OrderCancelled)]
+    assert s.order.status == "cancelled" and len(cancelled) == 1
+    # B's refusal reason is told nowhere else (no OrderConfirmed/OrderBackordered was ever emitted).
+    assert [r.sku for r in cancelled[0].rejected_lines] == ["B"], cancelled
+
+
+def test_a_partial_cancellation_that_changes_the_status_tells_the_new_status():
+    """Backordered A + reserved B; cancelling A makes the order `confirmed`, but only a partial OrderCancelled
+    is emitted (evolve takes it as having announced the status): no OrderConfirmed ever reaches a storefront
+    or warehouse that follows the status events. Same for ready_to_ship."""
+    s = Script(("A", 2, Decimal("5.00")), ("B", 1, Decimal("5.00")))
+    s.inventory(BackorderCreated(order_id="o1", sku="A", quantity=2, estimated_ship_date=DAY, backordered_on=DAY))
+    s.inventory(StockReserved(order_id="o1", sku="B", quantity=1))
+    s(decisions.cancel, CancelOrder(order_id="o1", sku="A"))
+    events = s.inventory(StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=2, kept=0))
+    assert s.order.status == "confirmed"
+    assert any(isinstance(e, OrderConfirmed) for e in events), events
+
+
+def test_the_eta_carried_by_a_revocation_the_order_ignores_is_not_lost():
+    """The order ships its reserved unit while a count revokes it at inventory; the revoked unit joins the order's
+    waiting one behind another revoked order, which moves the ETA of what still waits to the lead time. The order
+    drops the whole ReservationRevoked (nothing of it is still held) and with it the new ETA: it keeps telling the
+    purchase order's date, which no longer covers it."""
+    inv = _inventory(2)
+    apply(inv, supply.expect_replenishment(inv, ExpectReplenishment(po_id="p1", sku="A", quantity=1,
+                                                                    expected_on=date(2026, 11, 28))))
+    other = OrderPlaced(order_id="x", customer_id="c", customer_email="c@example.com",
+                        lines=[OrderLine(sku="A", quantity=1)])
+    apply(inv, allocation.allocate(inv, other, 1, DAY))
+    s = Script(("A", 2, Decimal("5.00")))
+    for event in apply(inv, allocation.allocate(inv, s.events[0], 2, DAY)):   # 1 reserved, 1 waits (PO date)
+        s.inventory(event)
+    assert s.order.line("A").eta == date(2026, 11, 28)
+    s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))             # ships the reserved unit
+    revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
+    shipped = apply(inv, allocation.ship(inv, "o1", 1))
+    for event in revoked + shipped:
+        if getattr(event, "order_id", None) == "o1" and not isinstance(event, StockShipped):
+            s.inventory(event)
+    assert s.order.line("A").backordered == inv.backorder("o1").quantity == 1
+    assert s.order.line("A").eta == inv.backorder("o1").eta, (s.order.line("A").eta, inv.backorder("o1").eta)
