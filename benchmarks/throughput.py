@@ -41,7 +41,8 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
-async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: float, rate: float) -> None:
+async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: float, rate: float,
+               sku_prefix: str | None) -> None:
     run = uuid.uuid4().hex[:6]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False)
     await producer.start()
@@ -49,14 +50,14 @@ async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: floa
     def send(topic: str, message, key: str):
         return producer.send(topic, Envelope.wrap(message, source="benchmark").to_bytes(), key=key.encode())
 
-    sku_names = [f"bench-{run}-{i}" for i in range(skus)]
+    sku_names = [f"{sku_prefix or f'bench-{run}'}-{i}" for i in range(skus)]
     watcher = await consumer_at_end(bootstrap, topics.INVENTORY_EVENTS, topics.ORDERS_EVENTS, topics.NOTIFICATIONS_EVENTS)
     setup = [await send(topics.INVENTORY_COMMANDS, RegisterProduct(sku=s, name=s, lead_time_days=7), s) for s in sku_names]
-    setup += [await send(topics.INVENTORY_COMMANDS, ReceiveStock(receipt_id=f"{s}-r", sku=s, quantity=stock), s)
-              for s in sku_names]
+    setup += [await send(topics.INVENTORY_COMMANDS, ReceiveStock(receipt_id=f"{s}-r{run}", sku=s, quantity=stock), s)
+              for s in sku_names if stock]
     await asyncio.gather(*setup)
     received = 0
-    while received < skus:
+    while stock and received < skus:
         for records in (await watcher.getmany(timeout_ms=500)).values():
             received += sum(1 for r in records if json.loads(r.value)["type"] == "StockReceived")
 
@@ -132,5 +133,6 @@ if __name__ == "__main__":
     parser.add_argument("--stock", type=int, default=60, help="units in stock per SKU before the run")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--rate", type=float, default=0, help="orders/s to offer (0: as fast as possible)")
+    parser.add_argument("--sku-prefix", help="reuse these SKUs across runs (their queues grow), instead of new ones")
     args = parser.parse_args()
-    asyncio.run(main(args.bootstrap, args.orders, args.skus, args.stock, args.timeout, args.rate))
+    asyncio.run(main(args.bootstrap, args.orders, args.skus, args.stock, args.timeout, args.rate, args.sku_prefix))
