@@ -57,11 +57,13 @@ def ship_order(e: OrderShipped, today: date) -> list[Step]:
                  walks_queue=False) for line in e.lines]
 
 
-def per_sku(decide: Callable, with_today: bool = False, counts: bool = False) -> Callable[[BaseModel, date], list[Step]]:
-    """A command about one SKU."""
-    def steps(cmd: BaseModel, today: date) -> list[Step]:
-        return [Step(cmd.sku, partial(decide, cmd=cmd, **({"today": today} if with_today else {})), counts=counts)]
-    return steps
+def count_stock(cmd: AdjustStock, today: date) -> list[Step]:
+    return [Step(cmd.sku, partial(allocation.adjust_stock, cmd=cmd, today=today), counts=True)]
+
+
+def per_sku(decide: Callable[..., list[Event]]) -> Callable[[BaseModel, date], list[Step]]:
+    """A command about one SKU, decided by `decide(state, cmd=...)`."""
+    return lambda cmd, today: [Step(cmd.sku, partial(decide, cmd=cmd))]
 
 
 USE_CASES: dict[type[BaseModel], Callable[[BaseModel, date], list[Step]]] = {
@@ -72,7 +74,7 @@ USE_CASES: dict[type[BaseModel], Callable[[BaseModel, date], list[Step]]] = {
     UpdateProduct: per_sku(products.update_product),
     DiscontinueProduct: per_sku(products.discontinue_product),
     ReceiveStock: per_sku(allocation.receive_stock),
-    AdjustStock: per_sku(allocation.adjust_stock, with_today=True, counts=True),
+    AdjustStock: count_stock,
     ExpectReplenishment: per_sku(supply.expect_replenishment),
     RescheduleReplenishment: per_sku(supply.reschedule_replenishment),
     CancelReplenishment: per_sku(supply.cancel_replenishment),
