@@ -4,27 +4,12 @@ cancellations and shipments, records each notification as NotificationSent."""
 from functools import partial
 
 from contracts import topics
-from contracts.events import (
-    AvailabilityChanged,
-    BackorderCancelled,
-    BackorderCreated,
-    BackorderEtaChanged,
-    BackorderFulfilled,
-    DiscountOffered,
-    OrderCancelled,
-    OrderConfirmed,
-    OrderPlaced,
-    OrderShipped,
-    ProductRegistered,
-    ProductUpdated,
-    ReservationRevoked,
-)
 from services.notification import handlers
 from services.notification.channels import Mailer, Webhook
 from services.notification.dispatch import Dispatcher
-from services.runtime.messages import Subscription
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import Settings
+from services.runtime.subscriptions import subscriptions_for
 
 
 SETTINGS = Settings("notification")
@@ -41,19 +26,7 @@ def background(runtime: Runtime):
 
 SERVICE = Service(
     name="notification",
-    subscriptions=[
-        Subscription(
-            topics.ORDERS_EVENTS,
-            {e.__name__: e for e in (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, DiscountOffered)},
-            strict=False,
-        ),
-        Subscription(
-            topics.INVENTORY_EVENTS,
-            {e.__name__: e for e in (BackorderCreated, BackorderEtaChanged, BackorderFulfilled, BackorderCancelled,
-                                     ProductRegistered, ProductUpdated, AvailabilityChanged, ReservationRevoked)},
-            strict=False,
-        ),
-    ],
+    subscriptions=subscriptions_for(handlers.READS),
     handle=partial(handlers.handle, eta_window_s=SETTINGS.eta_update_window_s, channels=SETTINGS.notification_channels),
     inbox_key=handlers.inbox_key,
     events_topic=topics.NOTIFICATIONS_EVENTS,

@@ -7,9 +7,30 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.events import BackorderCreated
+from contracts.events import (
+    AvailabilityChanged,
+    BackorderCancelled,
+    BackorderCreated,
+    BackorderEtaChanged,
+    BackorderFulfilled,
+    DiscountOffered,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderShipped,
+    ProductRegistered,
+    ProductUpdated,
+    ReservationRevoked,
+)
 from services.notification import domain, outbox, projections
 from services.runtime.messages import Message
+
+# The events the service reads (its subscriptions follow from them). Each batch runs three use cases over
+# them in this order: `projections.learn` from every one; then `tell_customers` for those that call for a
+# notification now, and `coalesce_eta_changes` for those that call for an ETA update (domain decides which).
+READS = (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, DiscountOffered, BackorderCreated,
+         BackorderEtaChanged, BackorderFulfilled, BackorderCancelled, ReservationRevoked, ProductRegistered,
+         ProductUpdated, AvailabilityChanged)
 
 
 def inbox_key(message: Message) -> str:
