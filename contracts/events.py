@@ -62,6 +62,16 @@ class OrderLineEtaChanged(Event):
     estimated_ship_date: date
 
 
+class OrderLineReconciled(Event):
+    """Inventory's books of the line after a shipment that crossed a stock count, which the order adopts."""
+
+    order_id: str
+    sku: str
+    reserved: int
+    fulfilled: int
+    backordered: int
+
+
 class OrderLineFulfilled(Event):
     """Backordered units were filled from a receipt; they ship expedited."""
 
@@ -113,6 +123,15 @@ class OrderReadyToShip(Event):
 
     order_id: str
     expedited: bool = True
+
+
+class OrderStatusChanged(Event):
+    """The order reached a shipping status that no event of its own told (the last waiting line refused or
+    cancelled, or decided after a shipment); `rejected_lines` could not be ordered."""
+
+    order_id: str
+    status: Literal["partially_shipped", "shipped"]
+    rejected_lines: list[RejectedLine] = []
 
 
 class OrderRejected(Event):
@@ -273,9 +292,13 @@ class ReplenishmentExpected(Event):
 
 
 class ReplenishmentRescheduled(Event):
+    """`overdue_on` when the daily review moved a purchase order that did not come by its date to the next
+    credible one (that day plus the lead time)."""
+
     po_id: str
     sku: str
     expected_on: date
+    overdue_on: date | None = None
 
 
 class ReplenishmentCancelled(Event):
@@ -319,11 +342,15 @@ class BackorderCancelled(Event):
 
 
 class StockShipped(Event):
-    """Shipped units left `on_hand`, and the order's reservation of them is closed."""
+    """Shipped units left `on_hand`, and the order's reservation of them is closed. What the order still
+    holds of the SKU (`reserved` from stock, `filled` from backorders) and waits for (`waiting`) after it."""
 
     sku: str
     order_id: str
     quantity: int
+    reserved: int = 0
+    filled: int = 0
+    waiting: int = 0
 
 
 class StockReleased(Event):
@@ -379,7 +406,7 @@ class NotificationSent(Event):
     order_id: str
     customer_id: str
     kind: Literal["order_confirmed", "backorder_created", "backorder_fulfilled", "order_cancelled", "eta_changed",
-                  "reservation_revoked", "discount_offered", "order_shipped"]
+                  "reservation_revoked", "discount_offered", "order_shipped", "lines_refused"]
     channel: Literal["email", "webhook"]
 
 
@@ -392,11 +419,13 @@ ORDER_EVENTS: dict[str, type[Event]] = {
         OrderLineReservationRevoked,
         OrderLineEtaChanged,
         OrderLineFulfilled,
+        OrderLineReconciled,
         OrderLineRejected,
         OrderConfirmed,
         OrderBackordered,
         OrderReadyToShip,
         OrderRejected,
+        OrderStatusChanged,
         CancellationRequested,
         CancellationRefused,
         OrderLineCancelled,

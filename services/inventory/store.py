@@ -33,7 +33,15 @@ UNION
 SELECT * FROM reservations WHERE sku = ANY($3::text[])
 """
 STREAM_VERSIONS = "SELECT stream_id, max(version) AS version FROM events GROUP BY stream_id"
-OVERDUE = "SELECT sku, order_id FROM backorders WHERE eta < $1 ORDER BY sku, order_id LIMIT $2"
+# What the daily review looks at: backorders whose ETA passed, and SKUs with a purchase order that did not
+# come by its date (order_id NULL), in SKU order.
+OVERDUE = """
+SELECT sku, order_id FROM (
+    SELECT sku, order_id FROM backorders WHERE eta < $1
+    UNION ALL
+    SELECT DISTINCT sku, NULL FROM replenishments WHERE expected_on < $1
+) overdue ORDER BY sku, order_id NULLS FIRST LIMIT $2
+"""
 SAVE_ROOTS = """
 INSERT INTO skus (sku, version, product, on_hand, reserved, backordered, next_seq, front_seq, reservations_made,
                   enqueued_units, removed_units)
@@ -196,10 +204,10 @@ def _reservation_row(state: Sku, order_id: str) -> tuple | None:
 
 
 async def overdue(conn: asyncpg.Connection, today: date, limit: int) -> dict[str, Want]:
-    """The SKUs with backorders whose ETA passed, with those orders: what the daily review loads."""
+    """The SKUs the daily review looks at, with the orders whose ETA passed: what it loads."""
     wants: dict[str, Want] = defaultdict(Want)
     for r in await conn.fetch(OVERDUE, today, limit):
-        wants[r["sku"]].orders.add(r["order_id"])
+        wants[r["sku"]].orders |= {r["order_id"]} if r["order_id"] else set()
     return dict(wants)
 
 

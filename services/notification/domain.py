@@ -16,6 +16,7 @@ from contracts.events import (
     OrderCancelled,
     OrderConfirmed,
     OrderShipped,
+    OrderStatusChanged,
     RejectedLine,
     ReservationRevoked,
 )
@@ -44,6 +45,8 @@ def named_skus(event: Event) -> set[str]:
             return {event.sku}
         case OrderCancelled():
             return {l.sku for l in event.lines} | {l.sku for l in event.rejected_lines}
+        case OrderStatusChanged():
+            return {l.sku for l in event.rejected_lines}
         case OrderShipped():
             return {l.sku for l in event.lines}
     return set()
@@ -132,6 +135,11 @@ def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},
             else:
                 body += "Anything you paid for the cancelled items will be refunded.\n"
             body += _refused(event.rejected_lines, names)
+        case OrderStatusChanged(rejected_lines=[_, *_]):
+            # Refusals that arrived after the rest shipped: told once per order, with the first such status.
+            kind, cause_id = "lines_refused", event.order_id
+            subject = f"Order {event.order_id}: items we could not accept"
+            body = _refused(event.rejected_lines, names) + "Everything else of your order has shipped or ships soon.\n"
         case _:
             return None
     return Notification(notification_id(kind, cause_id), event.order_id, kind, subject, body)

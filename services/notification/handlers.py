@@ -18,6 +18,7 @@ from contracts.events import (
     OrderConfirmed,
     OrderPlaced,
     OrderShipped,
+    OrderStatusChanged,
     ProductRegistered,
     ProductUpdated,
     ReservationRevoked,
@@ -28,7 +29,7 @@ from services.runtime.messages import Message
 # The events the service reads (its subscriptions follow from them). Each batch runs three use cases over
 # them in this order: `projections.learn` from every one; then `tell_customers` for those that call for a
 # notification now, and `coalesce_eta_changes` for those that call for an ETA update (domain decides which).
-READS = (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, DiscountOffered, BackorderCreated,
+READS = (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, OrderStatusChanged, DiscountOffered, BackorderCreated,
          BackorderEtaChanged, BackorderFulfilled, BackorderCancelled, ReservationRevoked, ProductRegistered,
          ProductUpdated, AvailabilityChanged)
 

@@ -20,6 +20,7 @@ from contracts.events import (
     ReservationRevoked,
     StockReleased,
     StockReserved,
+    StockShipped,
 )
 from services.order import projections
 from services.order.domain import decisions
@@ -69,6 +70,7 @@ USE_CASES: dict[type[BaseModel], UseCase] = {
     OutOfStock: record_allocation,
     StockReleased: record_allocation,
     ReservationRevoked: record_allocation,
+    StockShipped: record_allocation,
 }
 
 

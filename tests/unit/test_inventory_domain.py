@@ -25,6 +25,7 @@ from contracts.events import (
     DiscountOffered,
     OrderPlaced,
     OutOfStock,
+    ReplenishmentRescheduled,
     ReservationRevoked,
     StockReleased,
     StockReserved,
@@ -223,7 +224,7 @@ def test_shipping_takes_units_out_of_stock_and_closes_the_reservation():
     state = product()
     receive(state, 5)
     allocate(state, "o1", 3)
-    assert run(state, allocation.ship, "o1", 2) == [StockShipped(sku="A", order_id="o1", quantity=2)]
+    assert run(state, allocation.ship, "o1", 2) == [StockShipped(sku="A", order_id="o1", quantity=2, reserved=1)]
     assert (state.on_hand, state.reserved, state.reservations["o1"].held) == (3, 1, 1)
     run(state, allocation.ship, "o1", 1)
     assert (state.on_hand, state.reserved, "o1" in state.reservations) == (2, 0, False)
@@ -349,26 +350,46 @@ def test_a_short_delivery_of_a_purchase_order_moves_the_etas_that_counted_on_the
     assert state.replenishments == []
 
 
+def review(state: Sku, day: date) -> list:
+    """The daily review, naming the backorders whose ETA passed as the store does."""
+    return run(state, supply.review_overdue, day, [b.order_id for b in state.head() if b.eta < day])
+
+
 def test_an_eta_that_passes_without_supply_moves_once_and_is_not_told_again_on_unrelated_events():
     state = product(lead_time_days=7)
-    expect(state, "p1", 2, date(2026, 12, 2))
     allocate(state, "o1", 2)
-    assert state.backorder("o1").eta == date(2026, 12, 2)
-    later = date(2026, 12, 10)
+    assert state.backorder("o1").eta == TODAY + timedelta(days=7)
+    later = TODAY + timedelta(days=12)
     # Unrelated events before the review move nothing: no "now today" to an overdue customer.
     allocate(state, "o2", 1, today=later)
     assert run(state, products.update_product, UpdateProduct(sku="A", name="Anvil XL"))[1:] == []
-    def review(day):
-        return run(state, supply.review_overdue, day, [b.order_id for b in state.head() if b.eta < day])
-
-    moved = review(later)
-    assert moved == [BackorderEtaChanged(order_id="o1", sku="A", quantity=2, previous_estimated_ship_date=date(2026, 12, 2),
-                                         estimated_ship_date=later + timedelta(days=7), overdue_on=later)]
-    assert review(later) == []
-    assert review(later + timedelta(days=1)) == []
+    assert review(state, later) == [BackorderEtaChanged(
+        order_id="o1", sku="A", quantity=2, previous_estimated_ship_date=TODAY + timedelta(days=7),
+        estimated_ship_date=later + timedelta(days=7), overdue_on=later)]
+    assert review(state, later) == []
+    assert review(state, later + timedelta(days=1)) == []
     allocate(state, "o3", 1, today=later + timedelta(days=2))
     assert [b.eta for b in state.head()] == full_etas(state)
-    # A credible date from supply still counts: the purchase order rescheduled to a day after the review.
+    # Supply with a credible date still counts: a purchase order due sooner than the moved ETA.
+    events = expect(state, "p1", 2, later + timedelta(days=3))
+    assert [(e.order_id, e.estimated_ship_date) for e in events if isinstance(e, BackorderEtaChanged)] == [
+        ("o1", later + timedelta(days=3))]
+
+
+def test_a_purchase_order_that_did_not_come_is_expected_at_the_next_credible_date_and_its_etas_move_with_it():
+    state = product(lead_time_days=7)
+    expect(state, "p1", 2, date(2026, 12, 2))
+    allocate(state, "o1", 2)
+    later = date(2026, 12, 10)
+    assert review(state, later) == [
+        ReplenishmentRescheduled(po_id="p1", sku="A", expected_on=later + timedelta(days=7), overdue_on=later),
+        BackorderEtaChanged(order_id="o1", sku="A", quantity=2, previous_estimated_ship_date=date(2026, 12, 2),
+                            estimated_ship_date=later + timedelta(days=7)),
+    ]
+    assert review(state, later) == []
+    # Placed behind o1 that day: never promised before it.
+    assert allocate(state, "o2", 1, today=later)[-1].estimated_ship_date == later + timedelta(days=7)
+    # The warehouse gives a date: it counts.
     events = run(state, supply.reschedule_replenishment,
                  RescheduleReplenishment(po_id="p1", sku="A", expected_on=later + timedelta(days=3)))
     assert [(e.order_id, e.estimated_ship_date) for e in events if isinstance(e, BackorderEtaChanged)] == [

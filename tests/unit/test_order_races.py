@@ -195,3 +195,28 @@ def test_the_eta_carried_by_a_revocation_the_order_ignores_is_not_lost():
             s.inventory(event)
     assert s.order.line("A").backordered == inv.backorder("o1").quantity == 1
     assert s.order.line("A").eta == inv.backorder("o1").eta, (s.order.line("A").eta, inv.backorder("o1").eta)
+
+
+def test_a_count_crossing_a_shipment_and_a_refill_leaves_order_and_inventory_agreeing():
+    """Line of 2: 1 reserved, 1 backordered. The warehouse ships the reserved unit; before inventory sees the
+    shipment, a count finds 0 (the order waits for 2 there) and a receipt of 1 fills it once. Inventory ships
+    from what it holds; its StockShipped tells the order what is left, and the order adopts it."""
+    inv = _inventory(1)
+    s = Script(("A", 2, Decimal("5.00")))
+    for event in apply(inv, allocation.allocate(inv, s.events[0], 2, DAY)):   # 1 reserved, 1 backordered
+        s.inventory(event)
+    s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))             # ships the reserved unit
+    revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
+    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=1)))
+    shipped = apply(inv, allocation.ship(inv, "o1", 1))                         # the shipment reaches inventory
+    for event in revoked + filled + shipped:
+        if getattr(event, "order_id", None) == "o1":
+            s.inventory(event)
+    line = s.order.line("A")
+    waiting = inv.backorder("o1").quantity if inv.backorder("o1") else 0
+    held = inv.reservations["o1"].held if "o1" in inv.reservations else 0
+    assert (line.backordered, line.reserved + line.fulfilled, line.shipped) == (waiting, held, 1)
+    rebuilt = None
+    for event in s.events:
+        rebuilt = evolve(rebuilt, event)
+    assert s.order.status == "backordered" and rebuilt == s.order

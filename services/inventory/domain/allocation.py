@@ -18,7 +18,7 @@ from contracts.events import (
     StockShipped,
 )
 from services.inventory.domain.state import Sku, apply, evolve
-from services.inventory.domain.supply import after_supply_changed, eta_of_new_backorder, etas
+from services.inventory.domain.supply import after_supply_changed, cancel_uncovered, eta_of_new_backorder, etas
 
 
 def allocate(state: Sku, order: OrderPlaced, quantity: int, today: date) -> list[Event]:
@@ -89,8 +89,14 @@ def ship(state: Sku, order_id: str, quantity: int) -> list[Event]:
     shipped = min(quantity, held + (waiting.quantity if waiting else 0))
     if not shipped:
         return []
+    from_held = min(shipped, held)
+    left = state.reservations.get(order_id)
+    from_stock = min(left.from_stock, from_held) if left else 0
     draft = state.draft()
-    events = apply(draft, [StockShipped(sku=state.sku, order_id=order_id, quantity=shipped)])
+    events = apply(draft, [StockShipped(
+        sku=state.sku, order_id=order_id, quantity=shipped,
+        reserved=left.from_stock - from_stock if left else 0, filled=left.filled - (from_held - from_stock) if left else 0,
+        waiting=(waiting.quantity if waiting else 0) - (shipped - from_held))])
     return events + (settle(draft, draft.supply) if shipped > held else [])
 
 
@@ -109,15 +115,16 @@ def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
             shortfall -= revoked[-1][1]
             if shortfall <= 0:
                 break
-        # Work out the queue they make before telling anyone an ETA, so that no one hears two dates.
+        # Work out the queue they make, and what a discontinued product's cancels of it, before telling anyone
+        # an ETA, so that no one hears two dates.
         trial = draft.draft()
         for order_id, quantity in revoked:
             evolve(trial, ReservationRevoked(order_id=order_id, sku=state.sku, quantity=quantity,
                                              estimated_ship_date=today + draft.lead_time, revoked_on=today,
                                              waiting=0))
-        told = {}
-        for backorder, eta in etas(trial, reach=sum(q for _, q in revoked)):
-            told.setdefault(backorder.order_id, (eta, backorder.quantity))
+        told = {b.order_id: (eta, b.quantity) for b, eta in etas(trial, reach=sum(q for _, q in revoked))}
+        apply(trial, cancel_uncovered(trial))
+        told |= {b.order_id: (eta, b.quantity) for b, eta in etas(trial, reach=sum(q for _, q in revoked))}
         events += apply(draft, [
             ReservationRevoked(order_id=order_id, sku=state.sku, quantity=quantity, estimated_ship_date=told[order_id][0],
                                revoked_on=today, waiting=told[order_id][1])

@@ -18,7 +18,7 @@ from contracts.events import (
     ReplenishmentRescheduled,
     StockReleased,
 )
-from services.inventory.domain.state import Backorder, NotLoaded, Sku, apply
+from services.inventory.domain.state import Backorder, NotLoaded, Replenishment, Sku, apply
 
 
 def expect_replenishment(state: Sku, cmd: ExpectReplenishment) -> list[Event]:
@@ -97,27 +97,39 @@ def promised(backorder: Backorder, computed: date) -> date:
 def eta_of_new_backorder(state: Sku, quantity: int, today: date) -> date:
     """The ETA of a backorder of `quantity` placed today behind the waiting ones, without walking the queue:
     those take the first `state.backordered` units of expected supply. A purchase order already overdue
-    gives no credible date: the lead time does, as the review would."""
-    for covered, expected_on in _covers(state):
+    counts as expected where the review will put it (today plus the lead time), so that nobody is promised
+    a date before those ahead."""
+    for covered, expected_on in _covers(state, today):
         if covered >= state.backordered + quantity:
-            return expected_on if expected_on >= today else today + state.lead_time
+            return expected_on
     return today + state.lead_time
 
 
-def _covers(state: Sku) -> Iterator[tuple[int, date]]:
-    """(units of the queue covered so far, by the purchase order expected on this date), earliest first."""
+def _covers(state: Sku, today: date | None = None) -> Iterator[tuple[int, date]]:
+    """(units of the queue covered so far, by the purchase order expected on this date), earliest first;
+    with `today`, an overdue purchase order counts as expected today plus the lead time."""
+    def expected(r: Replenishment) -> date:
+        return today + state.lead_time if today and r.expected_on < today else r.expected_on
+
     covered = 0
-    for replenishment in state.replenishments:
+    for replenishment in sorted(state.replenishments, key=lambda r: (expected(r), r.po_id)):
         covered += replenishment.quantity
-        yield covered, replenishment.expected_on
+        yield covered, expected(replenishment)
 
 
 def review_overdue(state: Sku, today: date, order_ids: Iterable[str]) -> list[Event]:
-    """An ETA that passed without supply is a slip: it moves once, to today plus the lead time (the earliest
-    a supplier asked now could deliver), and stays there until supply gives a credible date. `order_ids`
-    are the backorders found overdue, loaded by name."""
-    overdue = [b for b in map(state.backorder, order_ids) if b and b.eta < today]
-    return [
+    """The daily review. A purchase order that did not come by its date is expected at the next credible
+    one, today plus the lead time (the earliest a supplier asked now could deliver), until the warehouse
+    says otherwise; the ETAs resting on it move with it. Then each ETA that still passed without supply (it
+    rested on the lead time) is a slip: it moves once, to the same date, and stays there until supply gives
+    a credible one. `order_ids` are the backorders found overdue, loaded by name."""
+    draft = state.draft()
+    reach = draft.supply
+    late = [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + draft.lead_time, overdue_on=today)
+            for r in draft.replenishments if r.expected_on < today]
+    events = apply(draft, late) + (apply(draft, eta_changes(draft, reach)) if late else [])
+    overdue = [b for b in map(draft.backorder, order_ids) if b and b.eta < today]
+    return events + [
         BackorderEtaChanged(order_id=b.order_id, sku=state.sku, quantity=b.quantity,
                             previous_estimated_ship_date=b.eta, estimated_ship_date=today + state.lead_time,
                             overdue_on=today)

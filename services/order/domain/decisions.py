@@ -24,6 +24,7 @@ from contracts.events import (
     OrderLineCancelled,
     OrderLineEtaChanged,
     OrderLineFulfilled,
+    OrderLineReconciled,
     OrderLineRejected,
     OrderLineReservationRevoked,
     OrderLineReserved,
@@ -31,6 +32,7 @@ from contracts.events import (
     OrderReadyToShip,
     OrderRejected,
     OrderShipped,
+    OrderStatusChanged,
     OutOfStock,
     RefundIssued,
     ReservationRevoked,
@@ -38,6 +40,7 @@ from contracts.events import (
     ShippedLine,
     StockReleased,
     StockReserved,
+    StockShipped,
 )
 from services.order.domain.money import rounded
 from services.order.domain.state import Order, evolve
@@ -151,6 +154,14 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
                                                estimated_ship_date=event.estimated_ship_date)
             else:
                 return []
+        case StockShipped():
+            # Inventory's word on what the line holds and waits for after a shipment. It differs from the
+            # order's only when a count crossed the shipment: the order adopts it, if it accounts for every unit.
+            books = (event.reserved, event.filled, event.waiting)
+            if books == (line.reserved, line.fulfilled, line.backordered) or sum(books) != line.open:
+                return []
+            recorded = OrderLineReconciled(order_id=order.order_id, sku=event.sku, reserved=event.reserved,
+                                           fulfilled=event.filled, backordered=event.waiting)
         case OutOfStock():
             recorded = OrderLineRejected(order_id=order.order_id, sku=event.sku, quantity=event.quantity,
                                          reason=event.reason, message=event.message)
@@ -223,8 +234,7 @@ def _refund(order: Order, cancelled: list[CancelledLine]) -> Decimal | None:
 
 
 def _status_events(order: Order) -> list[Event]:
-    """The status event when the status differs from the last one told. Shipping statuses are told by
-    OrderShipped itself."""
+    """The status event when the status differs from the last one told (a shipment tells its own)."""
     status = order.status
     if status == order.announced:
         return []
@@ -242,6 +252,8 @@ def _status_events(order: Order) -> list[Event]:
             return [OrderRejected(order_id=order.order_id, reason="no line of the order can be ordered", lines=rejected)]
         case "cancelled":  # the last open line was refused after the rest had been cancelled
             return [OrderCancelled(order_id=order.order_id, lines=[], whole_order=True, rejected_lines=rejected)]
+        case "partially_shipped" | "shipped":
+            return [OrderStatusChanged(order_id=order.order_id, status=status, rejected_lines=rejected)]
     return []
 
 

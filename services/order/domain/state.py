@@ -18,6 +18,7 @@ from contracts.events import (
     OrderLineCancelled,
     OrderLineEtaChanged,
     OrderLineFulfilled,
+    OrderLineReconciled,
     OrderLineRejected,
     OrderLineReservationRevoked,
     OrderLineReserved,
@@ -25,6 +26,7 @@ from contracts.events import (
     OrderReadyToShip,
     OrderRejected,
     OrderShipped,
+    OrderStatusChanged,
     RefundIssued,
     RejectedLine,
 )
@@ -137,6 +139,11 @@ def evolve(order: Order | None, event: Event) -> Order:
             line.fulfilled += event.quantity
             if not line.backordered:
                 line.eta = line.waiting_since = None
+        case OrderLineReconciled():
+            line = order.line(event.sku)
+            line.reserved, line.fulfilled, line.backordered = event.reserved, event.fulfilled, event.backordered
+            if not line.backordered:
+                line.eta = line.waiting_since = None
         case OrderLineRejected():
             order.line(event.sku).rejection = RejectedLine(sku=event.sku, reason=event.reason, message=event.message)
         case CancellationRequested():
@@ -179,8 +186,8 @@ def evolve(order: Order | None, event: Event) -> Order:
             order.discount_code = event.code
     order.status = derive_status(order)
     # What the status events told. A partial cancellation tells no status, nor does a shipment before every
-    # line is decided: the status event that follows does.
-    if isinstance(event, (OrderConfirmed, OrderBackordered, OrderReadyToShip, OrderRejected)) or (
+    # line is decided: the status event that follows (OrderStatusChanged, when no other fits) does.
+    if isinstance(event, (OrderConfirmed, OrderBackordered, OrderReadyToShip, OrderRejected, OrderStatusChanged)) or (
             isinstance(event, OrderCancelled) and order.status == "cancelled") or (
             isinstance(event, OrderShipped) and order.status in ("partially_shipped", "shipped")):
         order.announced = order.status
