@@ -18,7 +18,7 @@ from contracts.events import (
     ReplenishmentRescheduled,
     StockReleased,
 )
-from services.inventory.domain.state import Backorder, NotLoaded, Replenishment, Sku, apply
+from services.inventory.domain.state import Backorder, NotLoaded, Sku, apply
 
 
 def expect_replenishment(state: Sku, cmd: ExpectReplenishment) -> list[Event]:
@@ -97,24 +97,19 @@ def promised(backorder: Backorder, computed: date) -> date:
 def eta_of_new_backorder(state: Sku, quantity: int, today: date) -> date:
     """The ETA of a backorder of `quantity` placed today behind the waiting ones, without walking the queue:
     those take the first `state.backordered` units of expected supply. A purchase order already overdue
-    counts as expected where the review will put it (today plus the lead time), so that nobody is promised
-    a date before those ahead."""
-    for covered, expected_on in _covers(state, today):
+    gives no credible date: today plus the lead time does, where the daily review will expect it."""
+    for covered, expected_on in _covers(state):
         if covered >= state.backordered + quantity:
-            return expected_on
+            return expected_on if expected_on >= today else today + state.lead_time
     return today + state.lead_time
 
 
-def _covers(state: Sku, today: date | None = None) -> Iterator[tuple[int, date]]:
-    """(units of the queue covered so far, by the purchase order expected on this date), earliest first;
-    with `today`, an overdue purchase order counts as expected today plus the lead time."""
-    def expected(r: Replenishment) -> date:
-        return today + state.lead_time if today and r.expected_on < today else r.expected_on
-
+def _covers(state: Sku) -> Iterator[tuple[int, date]]:
+    """(units of the queue covered so far, by the purchase order expected on this date), earliest first."""
     covered = 0
-    for replenishment in sorted(state.replenishments, key=lambda r: (expected(r), r.po_id)):
+    for replenishment in state.replenishments:
         covered += replenishment.quantity
-        yield covered, expected(replenishment)
+        yield covered, replenishment.expected_on
 
 
 def review_overdue(state: Sku, today: date, order_ids: Iterable[str]) -> list[Event]:
