@@ -83,21 +83,20 @@ def cancel(state: Sku, order_id: str) -> list[Event]:
 
 def ship(state: Sku, order_id: str, quantity: int) -> list[Event]:
     """Shipped units leave the warehouse and close the order's reservation of them. If a count had just sent
-    some of them back to the queue, they were there after all: they leave the order's backorder."""
+    some of them back to the queue, they were there after all: they leave the order's backorder. The event
+    tells what the order still holds and waits for, which its books adopt if a count crossed the shipment."""
     held = state.reservations[order_id].held if order_id in state.reservations else 0
     waiting = state.backorder(order_id)
     shipped = min(quantity, held + (waiting.quantity if waiting else 0))
     if not shipped:
         return []
-    from_held = min(shipped, held)
-    left = state.reservations.get(order_id)
-    from_stock = min(left.from_stock, from_held) if left else 0
     draft = state.draft()
-    events = apply(draft, [StockShipped(
-        sku=state.sku, order_id=order_id, quantity=shipped,
-        reserved=left.from_stock - from_stock if left else 0, filled=left.filled - (from_held - from_stock) if left else 0,
-        waiting=(waiting.quantity if waiting else 0) - (shipped - from_held))])
-    return events + (settle(draft, draft.supply) if shipped > held else [])
+    evolve(draft, StockShipped(sku=state.sku, order_id=order_id, quantity=shipped))  # what is left follows
+    left, still_waiting = draft.reservations.get(order_id), draft.backorder(order_id)
+    told = StockShipped(sku=state.sku, order_id=order_id, quantity=shipped,
+                        reserved=left.from_stock if left else 0, filled=left.filled if left else 0,
+                        waiting=still_waiting.quantity if still_waiting else 0)
+    return [told] + (settle(draft, draft.supply) if shipped > held else [])
 
 
 def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
