@@ -13,7 +13,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import date
 
 import asyncpg
 

@@ -20,11 +20,11 @@ from contracts.commands import (
     RescheduleReplenishment,
     UpdateProduct,
 )
-from contracts.events import AvailabilityChanged, CancellationRequested, OrderPlaced, OrderShipped, ShippedLine
+from contracts.events import CancellationRequested, OrderPlaced, OrderShipped, ShippedLine
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
 from services.inventory import handlers as inventory
 from services.inventory import store
-from services.inventory.domain import allocation, products, supply
+from services.inventory.domain import supply
 from services.inventory.domain.state import Sku, apply
 from services.inventory.store import Batch, Want
 from tests.integration.helpers import message

@@ -1,11 +1,9 @@
 """The order aggregate: placement, line outcomes, cancellation, shipping, refunds and the status a
 storefront follows."""
 
-import itertools
 from datetime import date
 from decimal import Decimal
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

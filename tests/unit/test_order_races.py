@@ -10,7 +10,6 @@ from contracts.commands import (
     DiscontinueProduct,
     ExpectReplenishment,
     OrderLine,
-    PlaceOrder,
     ReceiveStock,
     RegisterProduct,
     ShipOrder,
@@ -33,27 +32,10 @@ from contracts.events import (
 from services.inventory.domain import allocation, products, supply
 from services.inventory.domain.state import Sku, apply
 from services.order.domain import decisions
-from services.order.domain.state import Order, evolve
+from services.order.domain.state import evolve
+from tests.unit.test_order_domain import Script
 
 DAY = date(2026, 11, 25)
-
-
-class Script:
-    def __init__(self, *lines: tuple, currency="EUR") -> None:
-        cmd = PlaceOrder(order_id="o1", customer_id="c1", customer_email="c@example.com", currency=currency,
-                         lines=[OrderLine(sku=s, quantity=q, unit_price=p) for s, q, p in lines])
-        self.events = decisions.place(None, cmd)
-        self.order: Order = evolve(None, self.events[0])
-
-    def __call__(self, decide, *args) -> list:
-        events = decide(self.order, *args)
-        for event in events:
-            evolve(self.order, event)
-        self.events += events
-        return events
-
-    def inventory(self, event) -> list:
-        return self(decisions.record_allocation, event)
 
 
 def test_a_refused_cancellation_is_answered_once_not_again_on_every_later_outcome():
