@@ -18,21 +18,30 @@ from contracts.events import (
     StockShipped,
 )
 from services.inventory.domain.state import Sku, apply, evolve
-from services.inventory.domain.supply import after_supply_changed, cancel_uncovered, eta_of_new_backorder, etas
+from services.inventory.domain.supply import (
+    after_supply_changed,
+    cancel_uncovered,
+    eta_of_new_backorder,
+    etas,
+    reschedule_overdue,
+)
 
 
 def allocate(state: Sku, order: OrderPlaced, quantity: int, today: date) -> list[Event]:
-    """Reserve what is available now; the rest becomes a backorder when it may, else the line is refused."""
+    """Reserve what is available now; the rest becomes a backorder when it may, else the line is refused.
+    A backorder is never promised a date before those ahead of it: purchase orders that did not come by
+    their date are rescheduled first, as the daily review would."""
     if refusal := _refusal(state, order, quantity):
         reason, message = refusal
         return [OutOfStock(order_id=order.order_id, sku=state.sku, quantity=quantity, reason=reason, message=message)]
-    events: list[Event] = []
-    reserved = min(quantity, state.available)
+    draft = state.draft()
+    events = apply(draft, reschedule_overdue(draft, today)) if quantity > draft.available else []
+    reserved = min(quantity, draft.available)
     if reserved:
         events.append(StockReserved(order_id=order.order_id, sku=state.sku, quantity=reserved))
     if short := quantity - reserved:
         events.append(BackorderCreated(order_id=order.order_id, sku=state.sku, quantity=short,
-                                       estimated_ship_date=eta_of_new_backorder(state, short, today),
+                                       estimated_ship_date=eta_of_new_backorder(draft, short, today),
                                        backordered_on=today))
     return events
 

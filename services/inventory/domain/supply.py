@@ -119,10 +119,7 @@ def review_overdue(state: Sku, today: date, order_ids: Iterable[str]) -> list[Ev
     rested on the lead time) is a slip: it moves once, to the same date, and stays there until supply gives
     a credible one. `order_ids` are the backorders found overdue, loaded by name."""
     draft = state.draft()
-    reach = draft.supply
-    late = [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + draft.lead_time, overdue_on=today)
-            for r in draft.replenishments if r.expected_on < today]
-    events = apply(draft, late) + (apply(draft, eta_changes(draft, reach)) if late else [])
+    events = apply(draft, reschedule_overdue(draft, today))
     overdue = [b for b in map(draft.backorder, order_ids) if b and b.eta < today]
     return events + [
         BackorderEtaChanged(order_id=b.order_id, sku=state.sku, quantity=b.quantity,
@@ -130,6 +127,20 @@ def review_overdue(state: Sku, today: date, order_ids: Iterable[str]) -> list[Ev
                             overdue_on=today)
         for b in sorted(overdue, key=lambda b: b.seq)
     ]
+
+
+def reschedule_overdue(state: Sku, today: date) -> list[Event]:
+    """Purchase orders that did not come by their date are expected today plus the lead time; the ETAs
+    resting on them move with them. The review does this, and so does the first backorder of the day that
+    would otherwise be promised a date before those ahead of it."""
+    late = [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + state.lead_time,
+                                     overdue_on=today)
+            for r in state.replenishments if r.expected_on < today]
+    if not late:
+        return []
+    draft = state.draft()
+    reach = draft.supply
+    return apply(draft, late) + eta_changes(draft, reach)
 
 
 def cancel_uncovered(state: Sku, reason: str | None = None) -> list[Event]:
