@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 
 from infra import STATE, kafka, postgres
@@ -64,6 +65,8 @@ def main() -> None:
             smtp_url = sink.url
             mail_info = f"{smtp_url}, each mail kept as a file in {sink.folder}"
         env["SMTP_URL"] = smtp_url
+        if sys.stdout.isatty() and not os.environ.get("LOG_FORMAT"):
+            env["LOG_FORMAT"] = "console"  # the same lines, readable; JSON where output goes to a file or a collector
 
         created = asyncio.run(create_topics(bootstrap))
         for name in SERVICES:

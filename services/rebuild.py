@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from services.inventory import handlers as inventory
 from services.order import handlers as order
 from services.runtime import db
-from services.runtime.settings import Settings
+from services.runtime.settings import load
 
 REBUILDERS = {
     "order": order.rebuild,
@@ -19,9 +19,9 @@ REBUILDERS = {
 
 
 async def main(service: str) -> None:
-    settings = Settings(service)
-    await db.migrate(settings.database_url, service)
-    pool = await db.connect_pool(settings.database_url, service, max_size=1)
+    database_url = load(service).database_url.get_secret_value()
+    await db.migrate(database_url, service)
+    pool = await db.connect_pool(database_url, service, max_size=1)
     async with pool.acquire() as conn:
         await REBUILDERS[service](conn)
     await pool.close()

@@ -12,10 +12,10 @@ from starlette.routing import Route
 from contracts import topics
 from services.inventory import handlers, projections
 from services.runtime.service import Runtime, Service, serve
-from services.runtime.settings import Settings
+from services.runtime.settings import load
 from services.runtime.subscriptions import subscriptions_for
 
-SETTINGS = Settings("inventory")
+SETTINGS = load("inventory")
 log = structlog.get_logger()
 
 

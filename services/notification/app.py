@@ -8,17 +8,17 @@ from services.notification import handlers
 from services.notification.channels import Mailer, Webhook
 from services.notification.dispatch import Dispatcher
 from services.runtime.service import Runtime, Service, serve
-from services.runtime.settings import Settings
+from services.runtime.settings import load
 from services.runtime.subscriptions import subscriptions_for
 
 
-SETTINGS = Settings("notification")
+SETTINGS = load("notification")
 
 
 def background(runtime: Runtime):
     settings = runtime.settings
     dispatcher = Dispatcher(runtime.pool, Mailer(settings.smtp_url, settings.mail_from),
-                            Webhook(settings.webhook_url, settings.webhook_secret) if settings.webhook_url else None,
+                            Webhook(settings.webhook_url, settings.webhook_secret.get_secret_value()) if settings.webhook_url else None,
                             on_recorded=runtime.relay.wake)
     runtime.after_commit.append(dispatcher.wake)
     return [dispatcher.run()]

@@ -14,7 +14,7 @@ from contracts import topics
 from services.order import handlers, projections
 from services.runtime.subscriptions import subscriptions_for
 from services.runtime.service import Runtime, Service, serve
-from services.runtime.settings import Settings
+from services.runtime.settings import load
 
 
 def routes(runtime: Runtime) -> list[Route]:
@@ -27,7 +27,7 @@ def routes(runtime: Runtime) -> list[Route]:
     return [Route("/orders/{order_id}", get_order)]
 
 
-SETTINGS = Settings("order")
+SETTINGS = load("order")
 log = structlog.get_logger()
 
 

@@ -28,7 +28,7 @@ from services.runtime import logging as logs
 from services.runtime.consumer import DEAD_LETTER_MAX_BYTES, BatchConsumer, Handler
 from services.runtime.messages import Message, Subscription
 from services.runtime.relay import OutboxRelay
-from services.runtime.settings import Settings
+from services.runtime.settings import Settings, load
 
 log = structlog.get_logger()
 
@@ -101,7 +101,7 @@ async def _lag(kafka: AIOKafkaConsumer, in_hand: dict[TopicPartition, int]) -> d
 
 
 def build_app(service: Service, settings: Settings) -> Starlette:
-    logs.configure(service.name, settings.log_level)
+    logs.configure(service.name, settings.log_level, settings.log_format)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         acks="all",
@@ -109,6 +109,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         linger_ms=2,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the handler returns; on error seek back
         allow_auto_create_topics=False,
+        logger=logging.getLogger(logs.FASTSTREAM),  # through our formatter, not FastStream's coloured one
         log_level=logging.DEBUG,  # FastStream's per-message lines; ours carry order ids
         graceful_timeout=15,
         client_id=f"orderflow-{service.name}",
@@ -147,9 +148,10 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         nonlocal consumer
-        await db.migrate(settings.database_url, service.name)
-        runtime.pool = await db.connect_pool(settings.database_url, service.name)
-        runtime.relay = OutboxRelay(settings.database_url, service.name, service.events_topic, service.key_field,
+        database_url = settings.database_url.get_secret_value()
+        await db.migrate(database_url, service.name)
+        runtime.pool = await db.connect_pool(database_url, service.name)
+        runtime.relay = OutboxRelay(database_url, service.name, service.events_topic, service.key_field,
                                     broker.publish)
         runtime.after_commit.append(runtime.relay.wake)
         consumer = BatchConsumer(service.name, runtime.pool, service.subscriptions, service.handle,
@@ -190,6 +192,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
 
 
 def serve(service: Service) -> None:
-    settings = Settings(service.name)
+    settings = load(service.name)
     app = build_app(service, settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning", access_log=False)
+    # log_config=None: uvicorn's lines go through our formatter too.
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, log_level="warning",
+                access_log=False)

@@ -88,7 +88,7 @@ async def order_service(apache_kafka, pools, database_url: str | None = None, re
     service = Service(name="order", subscriptions=[Subscription(topic, ORDER_COMMANDS, strict=True)],
                       handle=failing_as_asked(release), inbox_key=lambda m: m.envelope.id,
                       events_topic=await new_topic(apache_kafka, "orders.events-test"), key_field="order_id")
-    config = Settings("order", kafka_bootstrap_servers=apache_kafka, database_url=database_url or pools.url,
+    config = Settings(service="order", kafka_bootstrap_servers=apache_kafka, database_url=database_url or pools.url,
                       kafka_session_timeout_ms=2000, **settings)
     async with running(service, config) as http:
         yield OrderService(apache_kafka, topic, http, await pools("order"))

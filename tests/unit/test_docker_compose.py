@@ -19,12 +19,12 @@ def test_each_service_runs_its_module_with_settings_that_reach_the_compose_peers
     assert spec["command"] == ["python", "-m", f"services.{name}.app"]
     for key, value in spec["environment"].items():
         monkeypatch.setenv(key, str(value))
-    settings = Settings(name)
+    settings = Settings(service=name)
 
     kafka_host, kafka_port = settings.kafka_bootstrap_servers.split(":")
     assert kafka_host in COMPOSE and kafka_port == "9092"
     assert "kafka:9092" in COMPOSE[kafka_host]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    database = urlsplit(settings.database_url)
+    database = urlsplit(settings.database_url.get_secret_value())
     assert database.hostname in COMPOSE
     postgres_env = COMPOSE[database.hostname]["environment"]
     assert (database.username, database.password, database.path) == (
