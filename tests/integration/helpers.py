@@ -27,9 +27,11 @@ class Published:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, dict]] = []
+        self.correlation_ids: list[str | None] = []
 
-    async def __call__(self, value, topic, *, key=None, headers=None, no_confirm=False):
+    async def __call__(self, value, topic, *, key=None, headers=None, correlation_id=None, no_confirm=False):
         self.sent.append((topic, value, headers or {}))
+        self.correlation_ids.append(correlation_id)
         future = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
