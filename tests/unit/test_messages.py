@@ -4,9 +4,6 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-from cloudevents.core.bindings.kafka import to_binary
-from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent
 
 from contracts.commands import ORDER_COMMANDS, OrderLine, PlaceOrder
 from contracts.envelope import STRUCTURED_CONTENT_TYPE, TYPE_HEADER, Envelope
@@ -14,6 +11,7 @@ from contracts.events import ORDER_EVENTS
 from contracts.topics import ORDERS_COMMANDS, ORDERS_EVENTS
 from services.runtime.consumer import _skippable
 from services.runtime.messages import Subscription, Unhandleable, parse
+from tests.support import binary_mode
 
 COMMANDS = Subscription(ORDERS_COMMANDS, ORDER_COMMANDS, strict=True)
 PLACE = PlaceOrder(order_id="ord-1", customer_id="c-1", customer_email="c@example.com",
@@ -24,8 +22,7 @@ STRUCTURED = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
 def binary(envelope: Envelope, **changes: bytes | None) -> tuple[list[tuple[str, bytes]], bytes]:
     """The headers and value the SDK makes of the envelope in binary mode, with headers changed or dropped (None)
     as asked (`content_type` for content-type)."""
-    attributes = envelope.model_dump(exclude={"data"}, exclude_none=True)
-    message = to_binary(CloudEvent(attributes, envelope.data), JSONFormat())
+    message = binary_mode(envelope)
     changes = {"content-type" if key == "content_type" else key: value for key, value in changes.items()}
     headers = message.headers | changes
     return [(key, value) for key, value in headers.items() if value is not None], message.value
