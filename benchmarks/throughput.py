@@ -17,10 +17,11 @@ from aiokafka.structs import TopicPartition
 
 from contracts import topics
 from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
-from contracts.envelope import Envelope
+from contracts.envelope import STRUCTURED_CONTENT_TYPE, Envelope
 
 ALLOCATION = {"StockReserved", "BackorderCreated", "OutOfStock"}  # inventory's answer to OrderPlaced
 STATUS = {"OrderConfirmed", "OrderBackordered", "OrderRejected"}
+STRUCTURED_MODE = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
 
 
 async def consumer_at_end(bootstrap: str, *names: str) -> AIOKafkaConsumer:
@@ -48,7 +49,8 @@ async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: floa
     await producer.start()
 
     def send(topic: str, message, key: str):
-        return producer.send(topic, Envelope.wrap(message, source="benchmark").to_bytes(), key=key.encode())
+        return producer.send(topic, Envelope.wrap(message, source="benchmark").to_bytes(), key=key.encode(),
+                             headers=STRUCTURED_MODE)
 
     sku_names = [f"{sku_prefix or f'bench-{run}'}-{i}" for i in range(skus)]
     watcher = await consumer_at_end(bootstrap, topics.INVENTORY_EVENTS, topics.ORDERS_EVENTS, topics.NOTIFICATIONS_EVENTS)

@@ -9,6 +9,13 @@ from pydantic_core import to_json
 
 Text = Annotated[str, Field(min_length=1, max_length=256)]
 
+# The Kafka binding's structured mode: this content-type, the whole envelope as the value, and no `ce_*`
+# headers (they would mean binary mode to a reader).
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+# Our own header on what the relays publish: the envelope's type, so that a consumer passes over the event
+# types it does not read without decoding their JSON.
+TYPE_HEADER = "orderflow.type"
+
 
 class Envelope(BaseModel):
     """One message. `id` is unique per message: consumers de-duplicate on it."""

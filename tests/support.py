@@ -8,12 +8,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cloudevents.core.bindings.kafka import KafkaMessage, to_binary
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel
 
 from contracts import topics
-from contracts.envelope import Envelope
+from contracts.envelope import STRUCTURED_CONTENT_TYPE, Envelope
 
 WATCHED = [name for topic in topics.ALL for name in (topic, topics.dead_letter(topic))]
+
+
+def binary_mode(envelope: Envelope) -> KafkaMessage:
+    """The envelope as a binary-mode Kafka record, made by the official CloudEvents SDK."""
+    attributes = envelope.model_dump(exclude={"data"}, exclude_none=True)
+    return to_binary(CloudEvent(attributes, envelope.data), JSONFormat())
 
 
 def unique(prefix: str) -> str:
@@ -73,8 +82,16 @@ class Bus:
                     self.records.append(Record(r.topic, r.key, r.value, headers))
 
     async def send(self, topic: str, command: BaseModel, key: str, **envelope) -> Envelope:
+        """Send in structured mode: the envelope as the value, with the binding's content-type."""
         message = Envelope.wrap(command, source="tests", subject=key, **envelope)
-        await self.send_raw(topic, message.to_bytes(), key)
+        await self.send_raw(topic, message.to_bytes(), key, {"content-type": STRUCTURED_CONTENT_TYPE})
+        return message
+
+    async def send_binary(self, topic: str, command: BaseModel, key: str, **envelope) -> Envelope:
+        """Send in binary mode, as the CloudEvents SDK makes it: `ce_*` headers, the data as the value."""
+        message = Envelope.wrap(command, source="tests", subject=key, **envelope)
+        record = binary_mode(message)
+        await self.send_raw(topic, record.value, key, {k: v.decode() for k, v in record.headers.items()})
         return message
 
     async def send_raw(self, topic: str, value: bytes, key: str | None, headers: dict[str, str] | None = None) -> None:

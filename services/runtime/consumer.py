@@ -12,17 +12,18 @@ import structlog
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from contracts.envelope import STRUCTURED_CONTENT_TYPE, TYPE_HEADER, Envelope
 from contracts.topics import dead_letter
 from services.runtime import inbox, metrics
 from services.runtime.eventstore import ConcurrencyError
-from services.runtime.messages import Message, Subscription, Unhandleable, parse
+from services.runtime.messages import Message, Subscription, Unhandleable, is_binary_mode, parse
 
 log = structlog.get_logger()
 
 Handler = Callable[[asyncpg.Connection, list[Message]], Awaitable[None]]
 Publish = Callable[..., Awaitable]
 Item = tuple[ConsumerRecord, Message]
-DeadLetter = tuple[ConsumerRecord, str]
+DeadLetter = tuple[ConsumerRecord, str, Envelope | None]  # the record, why, and its envelope if it could be read
 
 CONCURRENCY_RETRIES = 5
 # SQLSTATE classes of a server that is down, restarting, out of resources or read-only, and of conflicts
@@ -115,9 +116,9 @@ class BatchConsumer:
             if _skippable(subscription, record):
                 continue
             try:
-                message = parse(subscription, record.value)
+                message = parse(subscription, record.value, record.headers or ())
             except Unhandleable as error:
-                dead.append((record, str(error)))
+                dead.append((record, str(error), error.envelope))
                 continue
             if message is not None:
                 good.append((record, message))
@@ -125,7 +126,7 @@ class BatchConsumer:
         if good:
             dead += await self._handle_isolating_poison(good, held)
         # What follows a held record comes again with it: dead-lettered then, not twice.
-        dead = [(r, why) for r, why in dead if r.offset < held.get(_partition(r), r.offset + 1)]
+        dead = [d for d in dead if d[0].offset < held.get(_partition(d[0]), d[0].offset + 1)]
         await self._dead_letter(sorted(dead, key=lambda d: (d[0].topic, d[0].partition, d[0].offset)))
         return held
 
@@ -155,17 +156,17 @@ class BatchConsumer:
         offset, failures = self._failures.pop(partition, (record.offset, 0))
         failures = failures + 1 if offset == record.offset else 1
         if isinstance(error, Unhandleable):  # the handler's own verdict: a reason, not a crash
-            return [(record, str(error))]
+            return [(record, str(error), message.envelope)]
         context = dict(type=message.type, message_id=message.envelope.id, topic=record.topic,
                        partition=record.partition, offset=record.offset,
                        order_id=getattr(message.body, "order_id", None))
         if not is_transient(error):
             log.error("message cannot be handled", **context, exc_info=error)
-            return [(record, f"handler failed: {error!r}")]
+            return [(record, f"handler failed: {error!r}", message.envelope)]
         if failures >= self._message_attempts:
             log.error("message keeps failing while the database answers", **context, attempts=failures,
                       exc_info=error)
-            return [(record, f"handler failed {failures} times: {error!r}")]
+            return [(record, f"handler failed {failures} times: {error!r}", message.envelope)]
         self._failures[partition] = (record.offset, failures)
         held[partition] = record.offset
         log.warning("message failed, its partition waits to try it again", **context, attempt=failures,
@@ -208,20 +209,21 @@ class BatchConsumer:
         """Publish the dead letters; all are acknowledged before the batch's offsets are committed."""
         if not dead:
             return
-        acknowledgements = [await self._send(record, reason) for record, reason in dead]
+        acknowledgements = [await self._send(*d) for d in dead]
         results = await asyncio.gather(*acknowledgements, return_exceptions=True)
         if too_large := [d for d, r in zip(dead, results, strict=True) if isinstance(r, MessageSizeTooLargeError)]:
-            acknowledgements = [await self._send(record, reason, too_large=True) for record, reason in too_large]
+            acknowledgements = [await self._send(*d, too_large=True) for d in too_large]
             results = [r for r in results if not isinstance(r, MessageSizeTooLargeError)]
             results += await asyncio.gather(*acknowledgements, return_exceptions=True)
         if failed := [r for r in results if isinstance(r, BaseException)]:
             raise InfrastructureDown(f"the broker did not take a dead letter: {failed[0]!r}") from failed[0]
-        for record, reason in dead:
+        for record, reason, _ in dead:
             log.warning("message dead-lettered", topic=record.topic, partition=record.partition,
                         offset=record.offset, error=reason)
             metrics.DEAD_LETTERED.labels(self._service, record.topic).inc()
 
-    async def _send(self, record: ConsumerRecord, reason: str, too_large: bool = False) -> Awaitable:
+    async def _send(self, record: ConsumerRecord, reason: str, envelope: Envelope | None,
+                    too_large: bool = False) -> Awaitable:
         """Publish one dead letter; returns its acknowledgement. One too large for the dead-letter topic goes
         without its value, which stays at its original offset: the reason says so."""
         value = record.value or b""
@@ -230,6 +232,11 @@ class BatchConsumer:
             reason = f"{reason[:1500]}; its value of {len(value)} bytes was too large for the dead-letter topic: " \
                      "read it at the original offset"
             value = b""
+        # FastStream sets a content-type of its own, empty for bytes: the original's stands (under FastStream's
+        # name for it), else (none, or an empty one) the one the value was read as, so that a CloudEvents
+        # reader takes the dead letter as it would have taken the original.
+        original = next((headers[key] for key in headers if key.lower() == "content-type"), None)
+        headers["content-type"] = original or _read_as(record)
         headers |= {
             "dlq.error": reason[:2000],
             "dlq.service": self._service,
@@ -237,13 +244,22 @@ class BatchConsumer:
             "dlq.original.partition": str(record.partition),
             "dlq.original.offset": str(record.offset),
         }
+        # FastStream's correlation_id: the original's header wins (it is among those copied); else the
+        # correlation the services log for the message, when its envelope could be read; else a new one.
+        correlation = envelope and (envelope.correlationid or envelope.id)
         try:
             return await self._publish(value, dead_letter(record.topic), key=record.key, headers=headers,
-                                       no_confirm=True)
+                                       correlation_id=correlation, no_confirm=True)
         except MessageSizeTooLargeError as error:  # our own producer refused it before sending
             refused = asyncio.get_running_loop().create_future()
             refused.set_exception(error)
             return refused
+
+
+def _read_as(record: ConsumerRecord) -> str:
+    """The content-type of a record that came without one, as it was read: JSON data in binary mode, a
+    structured-mode envelope otherwise."""
+    return "application/json" if is_binary_mode(record.headers or ()) else STRUCTURED_CONTENT_TYPE
 
 
 def _copied_headers(record: ConsumerRecord) -> dict[str, str]:
@@ -274,14 +290,16 @@ def _first_offsets(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, in
 
 
 def _skippable(subscription: Subscription, record: ConsumerRecord) -> bool:
-    """An event type this service does not read, told by the `ce_type` header our relays set, is passed
-    over without decoding its JSON: most of what crosses an events topic is for someone else."""
+    """An event type this service does not read, told by a header, is passed over without decoding its
+    JSON: most of what crosses an events topic is for someone else. The header is ours (`TYPE_HEADER`,
+    which our relays set), or `ce_type` on a record in binary mode, where it is the type itself."""
     if subscription.strict:
         return False
-    for key, value in record.headers or ():
-        if key == "ce_type":
-            return (value or b"").decode(errors="replace") not in subscription.models
-    return False
+    headers = record.headers or ()
+    told = next((value for key, value in headers if key == TYPE_HEADER), None)
+    if told is None and is_binary_mode(headers):
+        told = next((value for key, value in headers if key.lower() == "ce_type"), None)
+    return told is not None and told.decode(errors="replace") not in subscription.models
 
 
 def _interleaved(records: Sequence[ConsumerRecord]) -> Iterator[ConsumerRecord]:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
-from contracts.envelope import structured_json
+from contracts.envelope import STRUCTURED_CONTENT_TYPE, TYPE_HEADER, structured_json
 from services.runtime import metrics
 from services.runtime.db import schema, session_settings
 from services.runtime.loops import Wakeup, drain, run_forever
@@ -60,9 +60,12 @@ class OutboxRelay:
         rows = await conn.fetch(PENDING, self._batch_size, self._key_field)
         if not rows:
             return 0
+        # Structured mode of the CloudEvents Kafka binding: its content-type (FastStream's own would be empty for
+        # bytes), no `ce_*` header, and FastStream's correlation_id the envelope's.
         pending = [
             await self._publish(self._envelope(row), self._topic, key=row["key"].encode(), no_confirm=True,
-                                headers={"ce_type": row["type"], "ce_id": str(row["event_id"])})
+                                headers={"content-type": STRUCTURED_CONTENT_TYPE, TYPE_HEADER: row["type"]},
+                                correlation_id=_correlation(row))
             for row in rows
         ]
         results = await asyncio.gather(*pending, return_exceptions=True)
@@ -79,5 +82,11 @@ class OutboxRelay:
 
     def _envelope(self, row: asyncpg.Record) -> bytes:
         return structured_json(id=str(row["event_id"]), source=f"orderflow/{self._service}", type=row["type"],
-                               time=row["recorded_at"], subject=row["stream_id"], correlationid=row["correlation_id"],
+                               time=row["recorded_at"], subject=row["stream_id"], correlationid=_correlation(row),
                                causationid=row["causation_id"], data=row["data"].encode())
+
+
+def _correlation(row: asyncpg.Record) -> str:
+    """Every event carries a correlation: the one it was stored with (always, as the services append), else
+    its own id, which starts one."""
+    return row["correlation_id"] or str(row["event_id"])

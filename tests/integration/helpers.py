@@ -11,11 +11,11 @@ from services.runtime.messages import Message
 _offsets: dict[str, int] = {}
 
 
-def record(topic: str, value: bytes, key: str | None = None) -> ConsumerRecord:
+def record(topic: str, value: bytes, key: str | None = None, headers: list[tuple[str, bytes]] = ()) -> ConsumerRecord:
     offset = _offsets[topic] = _offsets.get(topic, -1) + 1
     return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=0, timestamp_type=0,
                           key=key.encode() if key else None, value=value, checksum=None,
-                          serialized_key_size=0, serialized_value_size=len(value), headers=[])
+                          serialized_key_size=0, serialized_value_size=len(value), headers=list(headers))
 
 
 def message(topic: str, body: BaseModel) -> Message:
@@ -28,7 +28,7 @@ class Published:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, dict]] = []
 
-    async def __call__(self, value, topic, *, key=None, headers=None, no_confirm=False):
+    async def __call__(self, value, topic, *, key=None, headers=None, correlation_id=None, no_confirm=False):
         self.sent.append((topic, value, headers or {}))
         future = asyncio.get_running_loop().create_future()
         future.set_result(None)

@@ -90,7 +90,7 @@ async def test_relay_publishes_appended_events_in_order_keyed_by_aggregate_and_r
     producer = AIOKafkaProducer(bootstrap_servers=apache_kafka, acks="all")
     await producer.start()
 
-    async def publish(value, topic, *, key=None, headers=None, no_confirm=False):
+    async def publish(value, topic, *, key=None, headers=None, correlation_id=None, no_confirm=False):
         return await producer.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in (headers or {}).items()])
 
     consumer = inventory_consumer(pool)
