@@ -26,6 +26,7 @@ rebuild: .venv/.synced
 
 schemas: .venv/.synced
 	$(UV) run --frozen python -m contracts.export
+	$(UV) run --frozen python -m services.runtime.docs
 
 clean:
 	rm -rf .venv .tools .local

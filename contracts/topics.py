@@ -15,14 +15,18 @@ def dead_letter(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+def messages_on(topic: str) -> dict[str, type]:
+    """The command or event types a topic of the contract carries, by name."""
+    from contracts import commands, events
+
+    return {ORDERS_COMMANDS: commands.ORDER_COMMANDS, INVENTORY_COMMANDS: commands.INVENTORY_COMMANDS,
+            ORDERS_EVENTS: events.ORDER_EVENTS, INVENTORY_EVENTS: events.INVENTORY_EVENTS,
+            NOTIFICATIONS_EVENTS: events.NOTIFICATION_EVENTS}[topic]
+
 
 def topic_of(message_type: type) -> str:
     """The topic that carries a command or event type."""
-    from contracts import commands, events
-
-    for topic, types in ((ORDERS_COMMANDS, commands.ORDER_COMMANDS), (INVENTORY_COMMANDS, commands.INVENTORY_COMMANDS),
-                         (ORDERS_EVENTS, events.ORDER_EVENTS), (INVENTORY_EVENTS, events.INVENTORY_EVENTS),
-                         (NOTIFICATIONS_EVENTS, events.NOTIFICATION_EVENTS)):
-        if types.get(message_type.__name__) is message_type:
+    for topic in ALL:
+        if messages_on(topic).get(message_type.__name__) is message_type:
             return topic
     raise ValueError(f"{message_type.__name__} is not a message of the contract")

@@ -5,12 +5,10 @@ import asyncio
 from datetime import UTC, datetime
 
 import structlog
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
 from contracts import topics
+from contracts.read_side import AvailabilityView, UnknownSku
 from services.inventory import handlers, projections
+from services.runtime.http import ReadEndpoint
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import load
 from services.runtime.subscriptions import subscriptions_for
@@ -19,15 +17,11 @@ SETTINGS = load("inventory")
 log = structlog.get_logger()
 
 
-def routes(runtime: Runtime) -> list[Route]:
-    async def get_availability(request: Request) -> JSONResponse:
-        availability = await projections.find(runtime.pool, request.path_params["sku"])
-        if availability is None:
-            return JSONResponse({"sku": request.path_params["sku"], "status": "unavailable", "known": False},
-                                status_code=404)
-        return JSONResponse(availability)
-
-    return [Route("/availability/{sku}", get_availability)]
+AVAILABILITY = ReadEndpoint("/availability/{sku}", "What a storefront should show for a SKU: in stock with a "
+                            "quantity, backorderable with the ETA of an order placed now, or unavailable.",
+                            AvailabilityView, UnknownSku,
+                            find=lambda runtime, sku: projections.find(runtime.pool, sku),
+                            missing=lambda sku: UnknownSku(sku=sku))
 
 
 async def handle(conn, messages) -> None:
@@ -56,7 +50,7 @@ SERVICE = Service(
     inbox_key=handlers.inbox_key,
     events_topic=topics.INVENTORY_EVENTS,
     key_field="sku",
-    routes=routes,
+    reads=[AVAILABILITY],
     background=lambda runtime: [review_etas(runtime)],
 )
 

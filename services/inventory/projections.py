@@ -5,6 +5,7 @@ from datetime import date
 
 import asyncpg
 
+from contracts.read_side import AvailabilityView
 from services.inventory.domain.availability import availability, low_stock
 from services.inventory.domain.state import Sku
 
@@ -39,19 +40,9 @@ async def rebuild(conn: asyncpg.Connection, skus: Iterable[Sku], today: date) ->
     await project(conn, skus, today)
 
 
-async def find(pool: asyncpg.Pool, sku: str) -> dict | None:
+async def find(pool: asyncpg.Pool, sku: str) -> AvailabilityView | None:
     row = await pool.fetchrow(FIND, sku)
     if row is None:
         return None
-    return {
-        "sku": row["sku"],
-        "name": row["name"],
-        "status": row["status"],
-        "available": row["available"],
-        "on_hand": row["on_hand"],
-        "reserved": row["reserved"],
-        "backordered": row["backordered"],
-        "low_stock": row["low_stock"],
-        "estimated_ship_date": row["backorder_eta"].isoformat() if row["backorder_eta"] else None,
-        "updated_at": row["updated_at"].isoformat(),
-    }
+    return AvailabilityView(**{k: v for k, v in row.items() if k != "backorder_eta"},
+                            estimated_ship_date=row["backorder_eta"])

@@ -6,25 +6,19 @@ from functools import partial
 
 import structlog
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-
 from contracts import topics
+from contracts.read_side import NotFound, OrderView
 from services.order import handlers, projections
 from services.runtime.subscriptions import subscriptions_for
+from services.runtime.http import ReadEndpoint
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import load
 
 
-def routes(runtime: Runtime) -> list[Route]:
-    async def get_order(request: Request) -> JSONResponse:
-        order = await projections.find(runtime.pool, request.path_params["order_id"])
-        if order is None:
-            return JSONResponse({"error": "order not found"}, status_code=404)
-        return JSONResponse(order)
-
-    return [Route("/orders/{order_id}", get_order)]
+ORDER = ReadEndpoint("/orders/{order_id}", "The order as a storefront sees it: status, and per line what is "
+                     "reserved, backordered (with the ETA), filled, shipped and cancelled.", OrderView, NotFound,
+                     find=lambda runtime, order_id: projections.find(runtime.pool, order_id),
+                     missing=lambda order_id: NotFound(error="order not found"))
 
 
 SETTINGS = load("order")
@@ -53,7 +47,7 @@ SERVICE = Service(
     inbox_key=handlers.inbox_key,
     events_topic=topics.ORDERS_EVENTS,
     key_field="order_id",
-    routes=routes,
+    reads=[ORDER],
     background=lambda runtime: [review_goodwill(runtime)],
 )
 

@@ -5,6 +5,7 @@ from datetime import date
 
 import asyncpg
 
+from contracts.read_side import OrderLineView, OrderView, Rejection
 from services.order.domain.state import Order
 
 UPSERT_ORDERS = """
@@ -62,35 +63,26 @@ async def rebuild(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:
         await project(conn, orders)
 
 
-async def find(pool: asyncpg.Pool, order_id: str) -> dict | None:
+async def find(pool: asyncpg.Pool, order_id: str) -> OrderView | None:
     """The order as a storefront sees it, or None."""
     async with pool.acquire() as conn:
         order = await conn.fetchrow(FIND_ORDER, order_id)
         if order is None:
             return None
         lines = await conn.fetch(FIND_LINES, order_id)
-    return {
-        "order_id": order["order_id"],
-        "customer_id": order["customer_id"],
-        "status": order["status"],
-        "currency": order["currency"],
-        "updated_at": order["updated_at"].isoformat(),
-        "lines": [
-            {
-                "sku": l["sku"],
-                "quantity": l["quantity"],
-                "unit_price": str(l["unit_price"]) if l["unit_price"] is not None else None,
-                "reserved": l["reserved"],
-                "backordered": l["backordered"],
-                "fulfilled": l["fulfilled"],
-                "shipped": l["shipped"],
-                "shipping": "expedited" if l["fulfilled"] else "standard",
-                "cancelled": l["cancelled"],
-                "estimated_ship_date": l["estimated_ship_date"].isoformat() if l["estimated_ship_date"] else None,
-                "rejection": {"reason": l["rejection_reason"], "message": l["rejection_message"]}
-                if l["rejection_reason"]
-                else None,
-            }
+    return OrderView(
+        order_id=order["order_id"], customer_id=order["customer_id"], status=order["status"],
+        currency=order["currency"], updated_at=order["updated_at"],
+        lines=[
+            OrderLineView(
+                sku=l["sku"], quantity=l["quantity"],
+                unit_price=str(l["unit_price"]) if l["unit_price"] is not None else None,
+                reserved=l["reserved"], backordered=l["backordered"], fulfilled=l["fulfilled"], shipped=l["shipped"],
+                cancelled=l["cancelled"], shipping="expedited" if l["fulfilled"] else "standard",
+                estimated_ship_date=l["estimated_ship_date"],
+                rejection=Rejection(reason=l["rejection_reason"], message=l["rejection_message"])
+                if l["rejection_reason"] else None,
+            )
             for l in lines
         ],
-    }
+    )

@@ -20,11 +20,12 @@ from faststream.middlewares import AckPolicy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from services.runtime import db
+from services.runtime import db, docs
 from services.runtime import logging as logs
+from services.runtime.http import ReadEndpoint
 from services.runtime.consumer import DEAD_LETTER_MAX_BYTES, BatchConsumer, Handler
 from services.runtime.messages import Message, Subscription
 from services.runtime.relay import OutboxRelay
@@ -43,7 +44,7 @@ class Service:
     inbox_key: Callable[[Message], str]
     events_topic: str
     key_field: str  # the data field that is the Kafka key of its events
-    routes: Callable[["Runtime"], list[Route]] = lambda runtime: []
+    reads: Sequence[ReadEndpoint] = ()  # its HTTP read side
     # Extra loops that run beside the consumer, given the runtime (e.g. the mail dispatcher).
     background: Callable[["Runtime"], Sequence[Awaitable]] = lambda runtime: []
 
@@ -187,7 +188,11 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [Route("/health", health), Route("/metrics", metrics)] + service.routes(runtime)
+    described = {"asyncapi.json": docs.asyncapi(service), "openapi.json": docs.openapi(service)}
+    routes = [Route("/health", health), Route("/metrics", metrics),
+              Route("/docs", lambda request: HTMLResponse(docs.page(service))),
+              *(Route(f"/docs/{name}", lambda request, body=body: JSONResponse(body)) for name, body in described.items()),
+              *(read.route(runtime) for read in service.reads)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -1,9 +1,11 @@
 """The core backorder flow through the public topics, down to the emails the customer receives."""
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 from contracts.commands import ExpectReplenishment, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
+from services.runtime.docs import DOCS
 from tests.support import eventually, exactly, only, unique
 
 
@@ -151,3 +153,15 @@ async def test_availability_changes_are_published_and_the_backorder_mail_offers_
     assert f"Product {in_stock} ({in_stock})" in text and sold_out not in text
     availability = (await stack.get("inventory", f"/availability/{sku}")).json()
     assert availability["status"] == "backorderable" and availability["estimated_ship_date"] == shown["estimated_ship_date"]
+
+
+async def test_each_service_describes_itself_at_docs(stack):
+    for service in ("order", "inventory", "notification"):
+        for name in ("asyncapi", "openapi"):
+            served = (await stack.get(service, f"/docs/{name}.json")).json()
+            assert served == json.loads((DOCS / f"{service}.{name}.json").read_text())
+        page = await stack.get(service, "/docs")
+        assert page.status_code == 200 and f"orderflow {service} service" in page.text
+    assert "orders.commands.dlq" in (await stack.get("order", "/docs")).text
+    missing = await stack.get("order", f"/orders/{unique('nope')}")
+    assert missing.status_code == 404 and missing.json() == {"error": "order not found"}
