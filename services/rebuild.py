@@ -5,6 +5,7 @@ are not rebuilt here."""
 
 import argparse
 import asyncio
+import sys
 from datetime import UTC, datetime
 
 from services.inventory import handlers as inventory
@@ -14,8 +15,14 @@ from services.runtime.settings import load
 
 REBUILDERS = {
     "order": order.rebuild,
-    "inventory": lambda conn: inventory.rebuild(conn, datetime.now(UTC).date()),
+    "inventory": lambda conn, progress: inventory.rebuild(conn, datetime.now(UTC).date(), progress),
 }
+
+
+def progress_bar(done: int, total: int, width: int = 30) -> None:
+    filled = width * done // total if total else width
+    print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done:,} / {total:,} events", end="", file=sys.stderr,
+          flush=True)
 
 
 async def main(service: str) -> None:
@@ -23,9 +30,9 @@ async def main(service: str) -> None:
     await db.migrate(database_url, service)
     pool = await db.connect_pool(database_url, service, max_size=1)
     async with pool.acquire() as conn:
-        await REBUILDERS[service](conn)
+        await REBUILDERS[service](conn, progress_bar)
     await pool.close()
-    print(f"rebuilt the {service} read models from its event store")
+    print(f"\nrebuilt the {service} read models from its event store")
 
 
 if __name__ == "__main__":

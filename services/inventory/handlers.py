@@ -160,15 +160,17 @@ def parse_event(type_: str, data: str) -> Event:
     return INVENTORY_EVENTS[type_].model_validate_json(data)
 
 
-async def replay_skus(conn: asyncpg.Connection) -> dict[str, Sku]:
+async def replay_skus(conn: asyncpg.Connection, progress: Callable[[int, int], None] = lambda done, total: None
+                      ) -> dict[str, Sku]:
     """Every SKU folded from its first event."""
-    return await replay(conn, parse_event, evolve, lambda sku: Sku(sku=sku))
+    return await replay(conn, parse_event, evolve, lambda sku: Sku(sku=sku), progress)
 
 
-async def rebuild(conn: asyncpg.Connection, today: date) -> None:
+async def rebuild(conn: asyncpg.Connection, today: date,
+                  progress: Callable[[int, int], None] = lambda done, total: None) -> None:
     """Rebuild the SKU rows and the read model from the event store; appends wait meanwhile."""
     async with conn.transaction():
         await lock_appends(conn)
-        states = await replay_skus(conn)
+        states = await replay_skus(conn, progress)
         await store.rewrite(conn, list(states.values()))
         await projections.rebuild(conn, states.values(), today)

@@ -129,9 +129,9 @@ def parse_event(type_: str, data: str) -> Event:
     return ORDER_EVENTS[type_].model_validate_json(data)
 
 
-async def rebuild(conn: asyncpg.Connection) -> None:
+async def rebuild(conn: asyncpg.Connection, progress: Callable[[int, int], None] = lambda done, total: None) -> None:
     """Drop and rebuild the read model from the event store; appends wait meanwhile."""
     async with conn.transaction():
         await lock_appends(conn)
-        states = await replay(conn, parse_event, evolve, lambda _: None)
+        states = await replay(conn, parse_event, evolve, lambda _: None, progress)
         await projections.rebuild(conn, states.values())

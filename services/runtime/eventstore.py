@@ -129,12 +129,20 @@ async def replay(
     parse: Callable[[str, str], Event],
     evolve: Callable[[State | None, Event], State],
     initial: Callable[[str], State | None],
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> dict[str, State]:
-    """Fold every stream from its first event: the state a rebuild starts from."""
+    """Fold every stream from its first event: the state a rebuild starts from. `progress(done, total)` is
+    told every 1,000 events and at the end."""
     states: dict[str, State] = {}
     async with conn.transaction():
+        total = await conn.fetchval("SELECT count(*) FROM events")
+        done = 0
         async for row in conn.cursor("SELECT stream_id, type, data FROM events ORDER BY position"):
             sid = row["stream_id"]
             state = states[sid] if sid in states else initial(sid)
             states[sid] = evolve(state, parse(row["type"], row["data"]))
+            done += 1
+            if done % 1000 == 0:
+                progress(done, total)
+        progress(done, total)
     return states

@@ -1,0 +1,151 @@
+"""`orderflow`, the command line for storefront engineers and operators: send commands, read an order's
+status and a SKU's availability, follow the events readably, rebuild a service's read models.
+
+    orderflow place ord-1 ann@example.com ANVIL:2:49.90 KETTLE:1
+    orderflow ship ord-1 --carrier DHL --tracking JD0001
+    orderflow status ord-1
+    orderflow tail
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from decimal import Decimal
+
+import httpx
+from aiokafka.errors import KafkaError
+
+from contracts import commands
+from contracts.client import Client
+from services.runtime.settings import HTTP_PORTS
+
+
+def _line(text: str) -> commands.OrderLine:
+    sku, quantity, *price = text.split(":")
+    return commands.OrderLine(sku=sku, quantity=int(quantity), unit_price=Decimal(price[0]) if price else None)
+
+
+def _shipped(text: str) -> commands.ShipmentLine:
+    sku, quantity = text.split(":")
+    return commands.ShipmentLine(sku=sku, quantity=int(quantity))
+
+
+def command(args: argparse.Namespace):
+    """The command the arguments ask to send."""
+    match args.verb:
+        case "place":
+            return commands.PlaceOrder(order_id=args.order_id, customer_id=args.customer or args.email,
+                                       customer_email=args.email, lines=[_line(l) for l in args.lines],
+                                       currency=args.currency, allow_backorder=not args.no_backorder)
+        case "cancel":
+            return commands.CancelOrder(order_id=args.order_id, sku=args.sku, reason=args.reason)
+        case "ship":
+            return commands.ShipOrder(order_id=args.order_id, shipment_id=args.shipment or f"shp-{uuid.uuid4().hex[:8]}",
+                                      lines=[_shipped(l) for l in args.lines] or None, carrier=args.carrier,
+                                      tracking_number=args.tracking)
+        case "receive":
+            return commands.ReceiveStock(receipt_id=args.receipt or f"rcpt-{uuid.uuid4().hex[:8]}", sku=args.sku,
+                                         quantity=args.quantity, po_id=args.po)
+        case "expect":
+            return commands.ExpectReplenishment(po_id=args.po, sku=args.sku, quantity=args.quantity,
+                                                expected_on=args.expected_on)
+        case "register":
+            return commands.RegisterProduct(sku=args.sku, name=args.name, lead_time_days=args.lead_time_days)
+    raise ValueError(args.verb)
+
+
+def readable(envelope, event) -> str:
+    """One event on one line: when, what, and its fields."""
+    fields = " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in event.model_dump(mode="json").items())
+    return f"{envelope.time:%H:%M:%S} {envelope.type:<26} {fields}"
+
+
+async def run(args: argparse.Namespace) -> int:
+    if args.verb in ("status", "availability"):
+        service, path = ("order", f"/orders/{args.order_id}") if args.verb == "status" else (
+            "inventory", f"/availability/{args.sku}")
+        port = os.environ.get(f"{service.upper()}_HTTP_PORT", HTTP_PORTS[service])
+        async with httpx.AsyncClient(base_url=f"http://{args.http_host}:{port}") as http:
+            answer = await http.get(path)
+        print(json.dumps(answer.json(), indent=2))
+        return 0 if answer.status_code == 200 else 1
+    if args.verb == "rebuild":
+        from services import rebuild
+
+        await rebuild.main(args.service)
+        return 0
+    async with Client(args.bootstrap, source="orderflow-cli") as orderflow:
+        if args.verb == "tail":
+            async for envelope, event in orderflow.events(from_beginning=args.from_beginning):
+                print(readable(envelope, event), flush=True)
+            return 0
+        sent = await orderflow.send(command(args))
+        print(f"sent {sent.type} {sent.subject} (message id {sent.id})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="orderflow", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    top.add_argument("--http-host", default="127.0.0.1")
+    verbs = top.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("place", help="place an order: lines as SKU:QUANTITY[:UNIT_PRICE]")
+    p.add_argument("order_id")
+    p.add_argument("email")
+    p.add_argument("lines", nargs="+")
+    p.add_argument("--customer")
+    p.add_argument("--currency")
+    p.add_argument("--no-backorder", action="store_true")
+    p = verbs.add_parser("cancel", help="cancel an order, or one line of it")
+    p.add_argument("order_id")
+    p.add_argument("--sku")
+    p.add_argument("--reason")
+    p = verbs.add_parser("ship", help="the warehouse shipped an order: lines as SKU:QUANTITY, none for all")
+    p.add_argument("order_id")
+    p.add_argument("lines", nargs="*")
+    p.add_argument("--shipment")
+    p.add_argument("--carrier")
+    p.add_argument("--tracking")
+    p = verbs.add_parser("receive", help="stock arrived")
+    p.add_argument("sku")
+    p.add_argument("quantity", type=int)
+    p.add_argument("--receipt")
+    p.add_argument("--po")
+    p = verbs.add_parser("expect", help="a purchase order will deliver on a date (YYYY-MM-DD)")
+    p.add_argument("po")
+    p.add_argument("sku")
+    p.add_argument("quantity", type=int)
+    p.add_argument("expected_on")
+    p = verbs.add_parser("register", help="register a product")
+    p.add_argument("sku")
+    p.add_argument("name")
+    p.add_argument("lead_time_days", type=int)
+    p = verbs.add_parser("status", help="an order as a storefront sees it")
+    p.add_argument("order_id")
+    p = verbs.add_parser("availability", help="what a storefront should show for a SKU")
+    p.add_argument("sku")
+    p = verbs.add_parser("tail", help="follow the events, one readable line each")
+    p.add_argument("--from-beginning", action="store_true")
+    p = verbs.add_parser("rebuild", help="rebuild a service's read models from its event store")
+    p.add_argument("service", choices=("order", "inventory"))
+    return top
+
+
+def main() -> None:
+    args = parser().parse_args()
+    try:
+        sys.exit(asyncio.run(run(args)))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (ValueError, httpx.HTTPError) as error:  # a command the contract refuses, a service not running
+        sys.exit(f"orderflow: {error}")
+    except KafkaError as error:
+        sys.exit(f"orderflow: Kafka at {args.bootstrap} does not answer: {error}")
+
+
+if __name__ == "__main__":
+    main()
