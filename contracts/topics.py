@@ -16,12 +16,12 @@ def dead_letter(topic: str) -> str:
 
 
 def messages_on(topic: str) -> dict[str, type]:
-    """The command or event types a topic of the contract carries, by name."""
+    """The command or event types a topic carries, by name (none for a topic outside the contract)."""
     from contracts import commands, events
 
     return {ORDERS_COMMANDS: commands.ORDER_COMMANDS, INVENTORY_COMMANDS: commands.INVENTORY_COMMANDS,
             ORDERS_EVENTS: events.ORDER_EVENTS, INVENTORY_EVENTS: events.INVENTORY_EVENTS,
-            NOTIFICATIONS_EVENTS: events.NOTIFICATION_EVENTS}[topic]
+            NOTIFICATIONS_EVENTS: events.NOTIFICATION_EVENTS}.get(topic, {})
 
 
 def topic_of(message_type: type) -> str:

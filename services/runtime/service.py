@@ -188,10 +188,10 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    described = {"asyncapi.json": docs.asyncapi(service), "openapi.json": docs.openapi(service)}
     routes = [Route("/health", health), Route("/metrics", metrics),
               Route("/docs", lambda request: HTMLResponse(docs.page(service))),
-              *(Route(f"/docs/{name}", lambda request, body=body: JSONResponse(body)) for name, body in described.items()),
+              Route("/docs/asyncapi.json", lambda request: JSONResponse(docs.asyncapi(service))),
+              Route("/docs/openapi.json", lambda request: JSONResponse(docs.openapi(service))),
               *(read.route(runtime) for read in service.reads)]
     return Starlette(routes=routes, lifespan=lifespan)
 
