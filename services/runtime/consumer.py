@@ -84,8 +84,15 @@ class BatchConsumer:
         self.last_failure: str | None = None
         self._batch_started = time.monotonic()  # when the batch in hand reached the consumer
         metrics.SECONDS_SINCE_COMMIT.labels(service).set_function(lambda: time.monotonic() - self.committed_at)
-        for topic in self._subscriptions:  # shown from the start at 0, so that a first dead letter is an increase
-            metrics.DLQ_MESSAGES.labels(service, topic)
+        # Shown from the start at 0: Prometheus sees the first message, dead letter or redelivery as an
+        # increase only from a series it has already scraped.
+        metrics.BATCHES_REDELIVERED.labels(service)
+        metrics.BATCH_SECONDS.labels(service)
+        for subscription in subscriptions:
+            metrics.DLQ_MESSAGES.labels(service, subscription.topic)
+            for message_type in subscription.models:
+                metrics.MESSAGES.labels(service, subscription.topic, message_type)
+                metrics.HANDLER_SECONDS.labels(service, message_type)
 
     async def process(self, records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
         """Handle the batch. Returns the partitions to resume at a record the batch could not finish, for its

@@ -41,6 +41,7 @@ class OutboxRelay:
         self._publish = publish
         self._batch_size = batch_size
         self._wakeup = Wakeup()
+        metrics.EVENTS_PUBLISHED.labels(service)  # 0 from the start: the first events count as an increase
 
     def wake(self) -> None:
         self._wakeup.set()

@@ -117,7 +117,14 @@ async def test_a_dead_letter_is_counted_under_the_topic_it_came_from(apache_kafk
     async with order_service(apache_kafka, pools) as orders:
         async def dead_lettered() -> float | None:
             return (await orders.scrape()).value("orderflow_dlq_messages_total", service="order", topic=orders.topic)
-        assert await dead_lettered() == 0  # shown before the first one, so that the first counts as an increase
+        # Shown before the first one, so that Prometheus sees the first as an increase; so are the counts of
+        # each type the service reads.
+        assert await dead_lettered() == 0
+        started = await orders.scrape()
+        for message_type in ORDER_COMMANDS:
+            assert started.value("orderflow_messages_handled_total", service="order", topic=orders.topic,
+                                 type=message_type) == 0
+            assert started.value("orderflow_handler_seconds_count", service="order", type=message_type) is not None
 
         await send(apache_kafka, orders.topic, b"{not json", "k")
         await dead_letters(apache_kafka, orders.topic)
