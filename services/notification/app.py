@@ -4,9 +4,10 @@ cancellations and shipments, records each notification as NotificationSent."""
 from functools import partial
 
 from contracts import topics
-from services.notification import handlers
+from services.notification import handlers, outbox
 from services.notification.channels import Mailer, Webhook
 from services.notification.dispatch import Dispatcher
+from services.runtime import metrics
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import load
 from services.runtime.subscriptions import subscriptions_for
@@ -24,6 +25,15 @@ def background(runtime: Runtime):
     return [dispatcher.run()]
 
 
+def gauges(runtime: Runtime):
+    async def pending() -> metrics.Values:
+        counts = await outbox.pending_by_channel(runtime.pool)
+        # A configured channel with nothing waiting shows 0; a channel no longer configured, while rows wait on it.
+        return {(channel,): counts.get(channel, 0) for channel in {*runtime.settings.notification_channels, *counts}}
+
+    return {metrics.NOTIFICATIONS_PENDING: pending}
+
+
 SERVICE = Service(
     name="notification",
     subscriptions=subscriptions_for(handlers.READS),
@@ -32,6 +42,7 @@ SERVICE = Service(
     events_topic=topics.NOTIFICATIONS_EVENTS,
     key_field="order_id",
     background=background,
+    gauges=gauges,
 )
 
 if __name__ == "__main__":

@@ -76,6 +76,12 @@ RELEASE = """
 UPDATE notification_outbox SET claimed_until = NULL
 WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[])) AND sent_at IS NULL
 """
+# For /metrics at every scrape: the partial index of rows not sent (mail_outbox_pending, migration 001)
+# keeps it from reading the sent ones, which pile up.
+PENDING_BY_CHANNEL = """
+SELECT channel, count(*) AS pending FROM notification_outbox
+WHERE sent_at IS NULL AND failed_reason IS NULL GROUP BY channel
+"""
 
 
 @dataclass(frozen=True)
@@ -155,3 +161,8 @@ async def release(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) ->
     """Give back leased deliveries not sent: due again at once, not after the lease."""
     if keys := list(keys):
         await conn.execute(RELEASE, *zip(*keys))
+
+
+async def pending_by_channel(pool: asyncpg.Pool) -> dict[str, int]:
+    """How many notifications wait to be sent (due or not, leased or not) on each channel that has any."""
+    return {r["channel"]: r["pending"] for r in await pool.fetch(PENDING_BY_CHANNEL)}

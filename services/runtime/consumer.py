@@ -82,13 +82,24 @@ class BatchConsumer:
         self.committed_at = time.monotonic()  # for /health: when a batch last went through
         self.in_hand: dict[TopicPartition, int] = {}  # the first offset per partition of the batch not yet through
         self.last_failure: str | None = None
+        self._batch_started = time.monotonic()  # when the batch in hand reached the consumer
         metrics.SECONDS_SINCE_COMMIT.labels(service).set_function(lambda: time.monotonic() - self.committed_at)
+        # Shown from the start at 0: Prometheus sees the first message, dead letter or redelivery as an
+        # increase only from a series it has already scraped.
+        metrics.BATCHES_REDELIVERED.labels(service)
+        metrics.BATCH_SECONDS.labels(service)
+        for subscription in subscriptions:
+            metrics.DLQ_MESSAGES.labels(service, subscription.topic)
+            for message_type in subscription.models:
+                metrics.MESSAGES.labels(service, subscription.topic, message_type)
+                metrics.HANDLER_SECONDS.labels(service, message_type)
 
     async def process(self, records: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
         """Handle the batch. Returns the partitions to resume at a record the batch could not finish, for its
         next attempt: the caller seeks there, so the offsets committed stop before it. Raises, after a
         backoff, when the database or the broker fails, for FastStream to redeliver the batch."""
         self.in_hand = _first_offsets(records)
+        self._batch_started = time.monotonic()
         try:
             held = await self._process(records)
         except Exception as error:
@@ -200,8 +211,10 @@ class BatchConsumer:
                 if attempt == CONCURRENCY_RETRIES:
                     raise
                 log.info("stream written concurrently, retrying batch", attempt=attempt)
+        took = time.monotonic() - self._batch_started
         for message in messages:
             metrics.MESSAGES.labels(self._service, message.topic, message.type).inc()
+            metrics.HANDLER_SECONDS.labels(self._service, message.type).observe(took)
         log.debug("batch handled", messages=len(messages), fresh=len(fresh))
         self._after_commit()
 
@@ -220,7 +233,7 @@ class BatchConsumer:
         for record, reason, _ in dead:
             log.warning("message dead-lettered", topic=record.topic, partition=record.partition,
                         offset=record.offset, error=reason)
-            metrics.DEAD_LETTERED.labels(self._service, record.topic).inc()
+            metrics.DLQ_MESSAGES.labels(self._service, record.topic).inc()
 
     async def _send(self, record: ConsumerRecord, reason: str, envelope: Envelope | None,
                     too_large: bool = False) -> Awaitable:

@@ -25,6 +25,10 @@ FROM events WHERE position > (SELECT position FROM relay_cursor)
 ORDER BY position LIMIT $1
 """
 ADVANCE = "UPDATE relay_cursor SET position = $1"
+# Exact, and cheap: an index-only range scan of the primary key past the cursor (about 50 ms per million
+# events waiting). max(position) less the cursor would be cheaper still, but counts the positions that
+# rolled-back appends left unused.
+BACKLOG = "SELECT count(*) FROM events WHERE position > (SELECT position FROM relay_cursor)"
 
 
 class OutboxRelay:
@@ -37,6 +41,7 @@ class OutboxRelay:
         self._publish = publish
         self._batch_size = batch_size
         self._wakeup = Wakeup()
+        metrics.EVENTS_PUBLISHED.labels(service)  # 0 from the start: the first events count as an increase
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -84,6 +89,11 @@ class OutboxRelay:
         return structured_json(id=str(row["event_id"]), source=f"orderflow/{self._service}", type=row["type"],
                                time=row["recorded_at"], subject=row["stream_id"], correlationid=_correlation(row),
                                causationid=row["causation_id"], data=row["data"].encode())
+
+
+async def unpublished(pool: asyncpg.Pool) -> int:
+    """How many stored events the relay has not published yet."""
+    return await pool.fetchval(BACKLOG)
 
 
 def _correlation(row: asyncpg.Record) -> str:

@@ -17,21 +17,24 @@ from aiokafka.errors import IllegalStateError
 from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.middlewares import AckPolicy
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from services.runtime import db, docs
+from services.runtime import db, docs, metrics
 from services.runtime import logging as logs
 from services.runtime.http import ReadEndpoint
 from services.runtime.consumer import DEAD_LETTER_MAX_BYTES, BatchConsumer, Handler
 from services.runtime.messages import Message, Subscription
-from services.runtime.relay import OutboxRelay
+from services.runtime.relay import OutboxRelay, unpublished
 from services.runtime.settings import Settings, load
 
 log = structlog.get_logger()
+
+# A gauge that cannot be read within this when /metrics is scraped is left out of that scrape, which answers.
+SCRAPE_TIMEOUT_S = 2
 
 
 @dataclass
@@ -47,6 +50,9 @@ class Service:
     reads: Sequence[ReadEndpoint] = ()  # its HTTP read side
     # Extra loops that run beside the consumer, given the runtime (e.g. the mail dispatcher).
     background: Callable[["Runtime"], Sequence[Awaitable]] = lambda runtime: []
+    # Gauges of its own read when /metrics is scraped (beside the runtime's: consumer lag, outbox backlog),
+    # each with what reads its values.
+    gauges: Callable[["Runtime"], dict[Gauge, metrics.Read]] = lambda runtime: {}
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Runtime:
     relay: OutboxRelay | None = None
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     loops: list[asyncio.Task] = field(default_factory=list)  # the relay and the service's background loops
+    scraped: metrics.Scraped = field(default_factory=metrics.Scraped)
 
 
 async def _no_body(message: KafkaMessage) -> list:
@@ -80,25 +87,45 @@ async def _stall(kafka: AIOKafkaConsumer | None, consumer: BatchConsumer, stall_
     quiet_s = time.monotonic() - consumer.committed_at
     if kafka is None or quiet_s < stall_s:
         return None
-    if not (lag := await _lag(kafka, consumer.in_hand)):
+    lag = {f"{p.topic}/{p.partition}": waiting for p, waiting in (await _lag(kafka, consumer.in_hand)).items()
+           if waiting > 0}
+    if not lag:
         return None
     return {"seconds_since_commit": round(quiet_s, 1), "lag": lag, "last_failure": consumer.last_failure}
 
 
-async def _lag(kafka: AIOKafkaConsumer, in_hand: dict[TopicPartition, int]) -> dict[str, int]:
+async def _lag(kafka: AIOKafkaConsumer, in_hand: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
     """Records beyond what the consumer got through, per assigned partition, up to the end of the log as
-    its latest fetch saw it; a batch in hand counts from its first record."""
+    its latest fetch saw it; a batch in hand counts from its first record. A partition whose position or
+    end is not known (revoked meanwhile, its position being reset, nothing fetched yet) is left out."""
+    partitions = list(kafka.assignment())
+    positions = await asyncio.gather(*(_position(kafka, partition) for partition in partitions))
     lag = {}
-    for partition in kafka.assignment():
+    for partition, position in zip(partitions, positions, strict=True):
         try:
-            position = await asyncio.wait_for(kafka.position(partition), 1)
             end = kafka.highwater(partition)
-        except (IllegalStateError, AssertionError, TimeoutError):  # revoked meanwhile, or its position is being reset
+        except (IllegalStateError, AssertionError):  # revoked meanwhile
             continue
-        waiting = (end or 0) - min(position, in_hand.get(partition, position))
-        if waiting > 0:
-            lag[f"{partition.topic}/{partition.partition}"] = waiting
+        if position is not None and end is not None:
+            lag[partition] = max(end - min(position, in_hand.get(partition, position)), 0)
     return lag
+
+
+async def _position(kafka: AIOKafkaConsumer, partition: TopicPartition) -> int | None:
+    try:
+        return await asyncio.wait_for(kafka.position(partition), 1)
+    except (IllegalStateError, AssertionError, TimeoutError):  # revoked meanwhile, or its position is being reset
+        return None
+
+
+async def _show(scraped: metrics.Scraped, gauge: Gauge, read: metrics.Read) -> None:
+    """Read a gauge's values for this scrape; one that cannot be read is left out of it, not shown stale."""
+    try:
+        values = await asyncio.wait_for(read(), SCRAPE_TIMEOUT_S)
+    except Exception as error:  # the scrape answers with what could be read
+        log.warning("metric not read", metric=gauge.describe()[0].name, error=repr(error))
+        values = {}
+    scraped.show(gauge, values)
 
 
 def build_app(service: Service, settings: Settings) -> Starlette:
@@ -172,6 +199,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
                 task.cancel()
             await asyncio.gather(*runtime.loops, return_exceptions=True)
             await runtime.pool.close()
+            runtime.scraped.forget()
             log.info("service stopped")
 
     async def health(request: Request) -> JSONResponse:
@@ -185,10 +213,21 @@ def build_app(service: Service, settings: Settings) -> Starlette:
             return JSONResponse({"status": "unavailable", "stalled": stalled}, status_code=503)
         return JSONResponse({"status": "ok", "service": service.name})
 
-    async def metrics(request: Request) -> Response:
+    async def consumer_lag() -> metrics.Values:
+        if subscriber.consumer is None or consumer is None:  # not started, or stopping
+            return {}
+        lag = await _lag(subscriber.consumer, consumer.in_hand)
+        return {(service.name, p.topic, str(p.partition)): waiting for p, waiting in lag.items()}
+
+    async def outbox_backlog() -> metrics.Values:
+        return {(service.name,): await unpublished(runtime.pool)}
+
+    async def scrape(request: Request) -> Response:
+        gauges = {metrics.CONSUMER_LAG: consumer_lag, metrics.OUTBOX_BACKLOG: outbox_backlog} | service.gauges(runtime)
+        await asyncio.gather(*(_show(runtime.scraped, gauge, read) for gauge, read in gauges.items()))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [Route("/health", health), Route("/metrics", metrics),
+    routes = [Route("/health", health), Route("/metrics", scrape),
               Route("/docs", lambda request: HTMLResponse(docs.page(service))),
               Route("/docs/asyncapi.json", lambda request: JSONResponse(docs.asyncapi(service))),
               Route("/docs/openapi.json", lambda request: JSONResponse(docs.openapi(service))),

@@ -1,16 +1,23 @@
 """docker-compose.yml cannot be run here (no Docker engine): it is kept right by checking that its
-services, environment and ports agree with what the code reads."""
+services, environment and ports agree with what the code reads, and that Prometheus scrapes each service
+and the Grafana dashboard queries only metrics the services expose, by the labels they have."""
 
+import json
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
 from infra.services import SERVICES
+from services.runtime import metrics
+from services.runtime.service import SCRAPE_TIMEOUT_S
 from services.runtime.settings import HTTP_PORTS, Settings
 
-COMPOSE = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())["services"]
+ROOT = Path(__file__).parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -41,3 +48,108 @@ def test_the_broker_is_apache_kafka_in_kraft_mode():
     assert kafka["image"].startswith("apache/kafka:")
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert COMPOSE["topics"]["command"] == ["python", "-m", "infra.topics"]
+
+
+def mounted(service: str) -> dict[str, Path]:
+    """The service's bind mounts from the repository: path in the container -> path in the repository."""
+    mounts = {}
+    for volume in COMPOSE[service]["volumes"]:
+        source, target, *_ = volume.split(":")
+        assert source.startswith("./"), volume
+        assert (ROOT / source).exists(), f"{source} is not in the repository"
+        mounts[target] = ROOT / source
+    return mounts
+
+
+def pinned(image: str, repository: str) -> bool:
+    return re.fullmatch(rf"{re.escape(repository)}:v?\d+\.\d+\.\d+", image) is not None
+
+
+def test_prometheus_scrapes_each_services_metrics_on_the_port_it_listens_on(monkeypatch):
+    prometheus = COMPOSE["prometheus"]
+    assert pinned(prometheus["image"], "prom/prometheus")
+    config = yaml.safe_load(mounted("prometheus")["/etc/prometheus/prometheus.yml"].read_text())  # the image's default
+
+    [job] = config["scrape_configs"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    targets = {target for static in job["static_configs"] for target in static["targets"]}
+    listening = set()
+    for name in SERVICES:
+        with monkeypatch.context() as env:
+            for key, value in COMPOSE[name]["environment"].items():
+                env.setenv(key, str(value))
+            listening.add(f"{name}:{Settings(service=name).http_port}")
+    assert targets == listening
+    # A scrape waits for the gauges read from the database and Kafka, and stops before the next one.
+    seconds = {key: float(config["global"][key].removesuffix("s")) for key in ("scrape_interval", "scrape_timeout")}
+    assert SCRAPE_TIMEOUT_S < seconds["scrape_timeout"] <= seconds["scrape_interval"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard_of_the_repository():
+    grafana = COMPOSE["grafana"]
+    assert pinned(grafana["image"], "grafana/grafana")
+    mounts = mounted("grafana")
+    provisioning = mounts["/etc/grafana/provisioning"]
+
+    [datasource] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    url = urlsplit(datasource["url"])
+    assert url.hostname == "prometheus" and url.port == 9090  # the port Prometheus listens on
+
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "orderflow.yml").read_text())["providers"]
+    dashboards = mounts[provider["options"]["path"]]
+    home = Path(grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
+    assert (dashboards / home.relative_to(provider["options"]["path"])).is_file()
+    for panel in DASHBOARD["panels"]:
+        for source in [panel["datasource"], *(target["datasource"] for target in panel["targets"])]:
+            assert source == {"type": "prometheus", "uid": datasource["uid"]}, panel["title"]
+
+
+# What the services expose: each sample name with the labels it carries.
+EXPOSED: dict[str, set[str]] = {}
+for metric in vars(metrics).values():
+    if isinstance(metric, MetricWrapperBase):
+        labels = set(metric._labelnames)
+        name = metric.describe()[0].name
+        kind = metric.describe()[0].type
+        suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}[kind]
+        EXPOSED |= {name + suffix: labels | ({"le"} if suffix == "_bucket" else set()) for suffix in suffixes}
+# Prometheus's own, per target.
+EXPOSED["up"] = {"job", "instance"}
+TARGET_LABELS = {"job", "instance"}
+
+DASHBOARD = json.loads((ROOT / "infra" / "grafana" / "dashboards" / "orderflow.json").read_text())
+QUERIES = [(panel["title"], target) for panel in DASHBOARD["panels"] for target in panel["targets"]]
+FUNCTIONS = {"sum", "rate", "increase", "histogram_quantile"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names of a PromQL expression: what is left without its strings, label matchers, ranges,
+    groupings and functions."""
+    bare = re.sub(r'"[^"]*"|\{[^}]*\}|\[[^]]*\]|\bby \([^)]*\)', " ", expr)
+    return set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare)) - FUNCTIONS
+
+
+@pytest.mark.parametrize(("panel", "target"), QUERIES, ids=[f"{title}-{t['refId']}" for title, t in QUERIES])
+def test_each_dashboard_query_reads_metrics_the_services_expose_by_their_labels(panel, target):
+    expr = target["expr"]
+    names = metric_names(expr)
+    assert names and names <= EXPOSED.keys(), f"{panel}: {names - EXPOSED.keys()} not in services/runtime/metrics.py"
+    labels = set.intersection(*(EXPOSED[name] for name in names)) | TARGET_LABELS
+    for name, matchers in re.findall(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}", expr):
+        assert set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers)) <= EXPOSED[name] | TARGET_LABELS, (panel, name)
+    grouped = [set(re.split(r",\s*", by)) for by in re.findall(r"\bby \(([^)]*)\)", expr)]
+    for by in grouped:
+        assert by <= labels, (panel, by - labels)
+    shown = grouped[-1] - {"le"} if grouped else labels  # what the outermost aggregation keeps
+    assert set(re.findall(r"\{\{(\w+)\}\}", target["legendFormat"])) <= shown, panel
+
+
+def test_the_dashboard_has_a_panel_for_each_metric_an_operator_looks_for():
+    queried = " ".join(target["expr"] for _, target in QUERIES)
+    for metric in (metrics.CONSUMER_LAG, metrics.OUTBOX_BACKLOG, metrics.DLQ_MESSAGES, metrics.NOTIFICATIONS_PENDING,
+                   metrics.HANDLER_SECONDS, metrics.MESSAGES):
+        assert metric.describe()[0].name in queried
+    assert "histogram_quantile(0.5, " in queried and "histogram_quantile(0.99, " in queried
+    [variable] = DASHBOARD["templating"]["list"]
+    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]["query"]).groups()
+    assert label in EXPOSED[metric]
