@@ -80,7 +80,7 @@ def main() -> None:
             f"  kafka          {kafka_info}; topics created: {len(created)}\n"
             f"  postgres       {database_info}\n"
             f"  mail           {mail_info}\n"
-            + "".join(f"  {name:<14} http://127.0.0.1:{HTTP_PORTS[name]}  (/health, /metrics)\n" for name in SERVICES)
+            + "".join(f"  {name:<14} http://127.0.0.1:{HTTP_PORTS[name]}  (/health, /metrics, /docs)\n" for name in SERVICES)
             + "Ctrl-C stops everything.\n",
             flush=True,
         )
