@@ -31,6 +31,9 @@ class Envelope(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     correlationid: Text | None = None
     causationid: Text | None = None
+    # The CloudEvents distributed-tracing extension: the W3C trace context of what sent the message, so that
+    # one trace runs from a command through every service it reaches.
+    traceparent: Text | None = None
     data: dict[str, Any]
 
     @classmethod
@@ -44,6 +47,7 @@ class Envelope(BaseModel):
         correlationid: str | None = None,
         causationid: str | None = None,
         time: datetime | None = None,
+        traceparent: str | None = None,
     ) -> "Envelope":
         """Put a command or event model into an envelope; its class name is the CloudEvents type."""
         return cls(
@@ -55,20 +59,22 @@ class Envelope(BaseModel):
             subject=subject,
             correlationid=correlationid,
             causationid=causationid,
+            traceparent=traceparent,
             data=message.model_dump(mode="json"),
         )
 
     def to_bytes(self) -> bytes:
         return structured_json(id=self.id, source=self.source, type=self.type, time=self.time, subject=self.subject,
                                correlationid=self.correlationid, causationid=self.causationid,
-                               data=to_json(self.data))
+                               traceparent=self.traceparent, data=to_json(self.data))
 
 
 def structured_json(*, id: str, source: str, type: str, data: bytes, time: datetime | None = None,
                     subject: str | None = None, correlationid: str | None = None,
-                    causationid: str | None = None) -> bytes:
+                    causationid: str | None = None, traceparent: str | None = None) -> bytes:
     """The structured-mode value of one envelope around `data`, a JSON object already serialised: the relay
     splices the event data it stored straight in, without parsing it again."""
     head = {"specversion": "1.0", "id": id, "source": source, "type": type, "time": time, "subject": subject,
-            "datacontenttype": "application/json", "correlationid": correlationid, "causationid": causationid}
+            "datacontenttype": "application/json", "correlationid": correlationid, "causationid": causationid,
+            "traceparent": traceparent}
     return to_json({key: value for key, value in head.items() if value is not None})[:-1] + b',"data":' + data + b"}"

@@ -144,7 +144,8 @@ class Batch:
         events = []
         for sku, event, cause in self._recorded:
             self._versions[sku] += 1
-            events.append(NewEvent(sku, self._versions[sku], event, cause.correlationid or cause.id, cause.id))
+            events.append(NewEvent(sku, self._versions[sku], event, cause.correlationid or cause.id, cause.id,
+                                   cause.traceparent))
         await append(self._conn, events)
         changed = [self.skus[sku] for sku in dict.fromkeys(sku for sku, _, _ in self._recorded)]
         await write(self._conn, changed, self._versions)

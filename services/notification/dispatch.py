@@ -7,11 +7,13 @@ retried with backoff; a refused one is kept with why."""
 
 import asyncpg
 import structlog
+from opentelemetry.trace import SpanKind
 
 from contracts.events import NotificationSent
 from services.notification import domain, outbox, projections
 from services.notification.channels import Outgoing, Permanent, Temporary
 from services.notification.outbox import Delivery
+from services.runtime import tracing
 from services.runtime.eventstore import NewEvent, append
 from services.runtime.loops import Wakeup, drain, run_forever
 
@@ -19,6 +21,8 @@ log = structlog.get_logger()
 
 MAX_ATTEMPTS = 20  # with the outbox's backoff (doubling to 5 minutes): about an hour of trying
 RECORD_EVERY = 20  # deliveries per recording transaction: the most a crash can make a receiver see twice
+
+Sent = tuple[Delivery, bool, str | None]  # a delivery, whether it carried a discount, the traceparent of its span
 
 
 class Dispatcher:
@@ -49,11 +53,11 @@ class Dispatcher:
             updates = await self._eta_updates(conn, {d.order_id for d in due if d.kind == domain.ETA_UPDATE})
             opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened, if so
             pending = {d.key for d in due}
-            delivered: list[tuple[Delivery, bool]] = []
+            delivered: list[Sent] = []
             try:
                 for delivery in due:
-                    if (discount := await self._deliver(conn, delivery, updates, opened)) is not None:
-                        delivered.append((delivery, discount))
+                    if (sent := await self._deliver(conn, delivery, updates, opened)) is not None:
+                        delivered.append(sent)
                     pending.discard(delivery.key)
                     if len(delivered) == RECORD_EVERY:
                         await self._record(conn, delivered)
@@ -66,7 +70,7 @@ class Dispatcher:
                 await outbox.release(conn, pending)  # interrupted: due again at once, not after the lease
         return len(due)
 
-    async def _record(self, conn, delivered: list[tuple[Delivery, bool]]) -> None:
+    async def _record(self, conn, delivered: list[Sent]) -> None:
         """Mark deliveries sent and append their NotificationSent events, in one short transaction."""
         if not delivered:
             return
@@ -74,22 +78,23 @@ class Dispatcher:
             NewEvent(f"notification-{d.notification_id}-{d.channel}", 1,
                      NotificationSent(notification_id=str(d.notification_id), order_id=d.order_id,
                                       customer_id=d.customer_id, kind=d.kind, channel=d.channel),
-                     d.correlation_id, d.causation_id)
-            for d, _ in delivered
+                     d.correlation_id, d.causation_id, traceparent)
+            for d, _, traceparent in delivered
         ]
         async with conn.transaction():
-            await outbox.mark_sent(conn, [d for d, _ in delivered])
+            await outbox.mark_sent(conn, [d for d, _, _ in delivered])
             # Only the mail takes the discount off the list: a webhook sent first must not drop it from the mail.
             await projections.mark_discounts_mailed(
-                conn, [d.order_id for d, discount in delivered if discount and d.channel == "email"])
+                conn, [d.order_id for d, discount, _ in delivered if discount and d.channel == "email"])
             await append(conn, events)
-        for d, _ in delivered:
+        for d, _, _ in delivered:
             log.info("notification sent", order_id=d.order_id, kind=d.kind, channel=d.channel,
                      notification_id=str(d.notification_id), correlation_id=d.correlation_id)
         self._on_recorded()
 
-    async def _deliver(self, conn, delivery: Delivery, updates, opened) -> bool | None:
-        """Deliver one; returns whether it carried a goodwill discount, or None if it was not delivered."""
+    async def _deliver(self, conn, delivery: Delivery, updates, opened) -> Sent | None:
+        """Deliver one; returns it with whether it carried a goodwill discount and the traceparent of the span
+        that sent it, or None if it was not delivered."""
         channel = self._channels.get(delivery.channel)
         if channel is None:
             await outbox.refuse(conn, delivery, f"the {delivery.channel} channel is not configured")
@@ -109,8 +114,14 @@ class Dispatcher:
                     opened[delivery.channel] = error
             if failure := opened[delivery.channel]:
                 raise failure
-            await channel.send(Outgoing(str(delivery.notification_id), delivery.order_id, delivery.customer_id,
-                                        delivery.customer_email, delivery.kind, subject, body))
+            # A child of the span that queued it: the mail ends the trace of the command that caused it. A
+            # failure is recorded on the span as it leaves it.
+            with tracing.tracer.start_as_current_span(
+                    f"notification send {delivery.kind} by {delivery.channel}", tracing.parent(delivery.traceparent),
+                    SpanKind.CLIENT, {"orderflow.service": "notification", "orderflow.channel": delivery.channel,
+                                      "orderflow.order_id": delivery.order_id}) as span:
+                await channel.send(Outgoing(str(delivery.notification_id), delivery.order_id, delivery.customer_id,
+                                            delivery.customer_email, delivery.kind, subject, body))
         except Permanent as refused:
             await outbox.refuse(conn, delivery, str(refused))
             log.error("notification refused", order_id=delivery.order_id, channel=delivery.channel,
@@ -121,7 +132,7 @@ class Dispatcher:
             log.warning("notification not delivered, will retry", order_id=delivery.order_id,
                         channel=delivery.channel, attempt=delivery.attempts + 1, error=str(failed))
             return None
-        return discount
+        return delivery, discount, tracing.traceparent(span)
 
     async def _eta_updates(self, conn, order_ids: set[str]) -> dict[str, tuple[str, str, bool]]:
         """(subject, body, offers a discount) of the ETA update of each order, written now from the

@@ -58,7 +58,7 @@ async def tell_customers(conn: asyncpg.Connection, messages: Sequence[Message], 
         envelope = message.envelope
         if notification := domain.decide(message.body, envelope.id, names, alternatives):
             queued.setdefault(notification.notification_id, outbox.Queued(
-                notification, envelope.correlationid or envelope.id, envelope.id))
+                notification, envelope.correlationid or envelope.id, envelope.id, envelope.traceparent))
     await outbox.queue(conn, list(queued.values()), now, channels)
 
 

@@ -13,11 +13,11 @@ from services.notification.domain import EtaUpdate, Notification
 
 QUEUE = """
 INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
-                                 send_after, channel)
+                                 send_after, traceparent, channel)
 SELECT n.*, channel
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::timestamptz[]) AS n
-CROSS JOIN unnest($9::text[]) AS channel
+            $8::timestamptz[], $9::text[]) AS n
+CROSS JOIN unnest($10::text[]) AS channel
 ON CONFLICT DO NOTHING
 """
 # The coalescing rule (see domain): one waiting ETA update (kind domain.ETA_UPDATE, as the partial unique
@@ -56,9 +56,9 @@ WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[]
 # An ETA update touched while it was in flight: queue a follow-up, so the latest ETA is told too.
 FOLLOW_UP = """
 INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
-                                 send_after, channel)
+                                 send_after, traceparent, channel)
 SELECT md5(n.notification_id::text || n.touched_at::text)::uuid, n.order_id, n.kind, '', '', n.correlation_id,
-       n.causation_id, now(), n.channel
+       n.causation_id, now(), n.traceparent, n.channel
 FROM notification_outbox n
 JOIN unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS sent(notification_id, channel, touched_at)
     ON (n.notification_id, n.channel) = (sent.notification_id, sent.channel)
@@ -91,6 +91,7 @@ class Queued:
     notification: Notification
     correlation_id: str
     causation_id: str
+    traceparent: str | None = None  # of the span that handled the cause: the sending span's parent
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Delivery:
     touched_at: datetime
     customer_id: str
     customer_email: str
+    traceparent: str | None
 
     @property
     def key(self) -> tuple[UUID, str]:
@@ -120,7 +122,7 @@ async def queue(conn: asyncpg.Connection, queued: Sequence[Queued], now: datetim
     if not queued:
         return
     rows = [(q.notification.notification_id, q.notification.order_id, q.notification.kind, q.notification.subject,
-             q.notification.body, q.correlation_id, q.causation_id, now) for q in queued]
+             q.notification.body, q.correlation_id, q.causation_id, now, q.traceparent) for q in queued]
     await conn.execute(QUEUE, *zip(*rows), list(channels))
 
 

@@ -2,6 +2,8 @@
 
 import asyncio
 import base64
+import contextlib
+import dataclasses
 import heapq
 import time
 from collections import defaultdict
@@ -11,10 +13,11 @@ import asyncpg
 import structlog
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from contracts.envelope import STRUCTURED_CONTENT_TYPE, TYPE_HEADER, Envelope
 from contracts.topics import dead_letter
-from services.runtime import inbox, metrics
+from services.runtime import inbox, metrics, tracing
 from services.runtime.eventstore import ConcurrencyError
 from services.runtime.messages import Message, Subscription, Unhandleable, is_binary_mode, parse
 
@@ -201,9 +204,9 @@ class BatchConsumer:
     async def _transaction(self, messages: list[Message]) -> None:
         for attempt in range(1, CONCURRENCY_RETRIES + 1):
             try:
-                with metrics.BATCH_SECONDS.labels(self._service).time():
+                with metrics.BATCH_SECONDS.labels(self._service).time(), _traced(self._service, messages) as traced:
                     async with self._pool.acquire() as conn, conn.transaction():
-                        fresh = await inbox.claim(conn, messages, self._inbox_key)
+                        fresh = await inbox.claim(conn, traced, self._inbox_key)
                         if fresh:
                             await self._handle(conn, fresh)
                 break
@@ -267,6 +270,33 @@ class BatchConsumer:
             refused = asyncio.get_running_loop().create_future()
             refused.set_exception(error)
             return refused
+
+
+@contextlib.contextmanager
+def _traced(service: str, messages: list[Message]) -> Iterator[list[Message]]:
+    """One span per message over its transaction, a child of the trace the message came with. The messages
+    handed on carry their span's traceparent: the events they cause are stored, and sent on, with it."""
+    spans = [tracing.tracer.start_span(
+        f"{service} handle {m.type}", tracing.parent(m.envelope.traceparent), SpanKind.CONSUMER,
+        {"messaging.system": "kafka", "messaging.destination.name": m.topic, "messaging.message.id": m.envelope.id,
+         "orderflow.service": service}) for m in messages]
+    traced = []
+    for message, span in zip(messages, spans, strict=True):
+        traceparent = tracing.traceparent(span)
+        if traceparent != message.envelope.traceparent:
+            envelope = message.envelope.model_copy(update={"traceparent": traceparent})
+            message = dataclasses.replace(message, envelope=envelope)
+        traced.append(message)
+    try:
+        yield traced
+    except BaseException as error:
+        for span in spans:  # the batch failed: which message did is for the halving to find out
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, repr(error)))
+        raise
+    finally:
+        for span in spans:
+            span.end()
 
 
 def _read_as(record: ConsumerRecord) -> str:

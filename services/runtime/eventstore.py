@@ -20,9 +20,9 @@ log = structlog.get_logger()
 # the relay, reading past its cursor, can never skip a row that commits late.
 APPEND = """
 WITH ordered AS (SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.events')))
-INSERT INTO events (stream_id, version, event_id, type, data, correlation_id, causation_id)
+INSERT INTO events (stream_id, version, event_id, type, data, correlation_id, causation_id, traceparent)
 SELECT e.* FROM ordered,
-    unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::jsonb[], $6::text[], $7::text[]) AS e
+    unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::text[]) AS e
 """
 LOCK_SNAPSHOTS = """
 SELECT stream_id, version, state FROM snapshots WHERE stream_id = ANY($1::text[]) ORDER BY stream_id FOR UPDATE
@@ -65,7 +65,8 @@ class Streams(Generic[State]):
         return self._streams[stream_id].state
 
     def record(self, stream_id: str, state: State, events: list[Event], cause: Envelope) -> None:
-        """`state` is the aggregate after `events`, which `cause` (a command or event) brought about."""
+        """`state` is the aggregate after `events`, which `cause` (a command or event) brought about; they are
+        stored with its correlation, and with its traceparent (the span that handled it)."""
         stream = self._streams[stream_id]
         stream.state = state
         stream.pending.extend((event, cause) for event in events)
@@ -85,7 +86,8 @@ class Streams(Generic[State]):
                 continue
             for event, cause in stream.pending:
                 stream.version += 1
-                rows.append(NewEvent(stream_id, stream.version, event, cause.correlationid or cause.id, cause.id))
+                rows.append(NewEvent(stream_id, stream.version, event, cause.correlationid or cause.id, cause.id,
+                                     cause.traceparent))
             for column, value in zip(snapshots, (stream_id, stream.version, stream.state.model_dump_json()), strict=True):
                 column.append(value)
             stream.pending.clear()
@@ -104,13 +106,14 @@ class NewEvent:
     event: Event
     correlation_id: str
     causation_id: str
+    traceparent: str | None = None  # of the span that handled the cause, for the relay to send on
 
 
 async def append(conn: asyncpg.Connection, events: list[NewEvent]) -> None:
     """Append events in one statement; ConcurrencyError if a stream version is taken."""
     columns = zip(*(
         (e.stream_id, e.version, uuid4(), type(e.event).__name__, e.event.model_dump_json(), e.correlation_id,
-         e.causation_id)
+         e.causation_id, e.traceparent)
         for e in events
     ))
     try:

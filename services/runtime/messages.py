@@ -73,6 +73,8 @@ def _parse(subscription: Subscription, value: bytes | None, headers: Headers) ->
     except ValidationError as error:
         mode = "event in binary mode" if binary else "envelope"
         raise Unhandleable(f"not a CloudEvents 1.0 {mode}: {_brief(error, binary)}") from None
+    if traceparent := _traceparent_header(headers):
+        envelope = envelope.model_copy(update={"traceparent": traceparent})
     model = subscription.models.get(envelope.type)
     if model is None:
         if subscription.strict:
@@ -100,6 +102,17 @@ def _binary_envelope(value: bytes, headers: Headers) -> dict[str, Any]:
             raise Unhandleable(f"binary mode with the header {key} twice")
         attributes[name] = _text(key, raw)
     return attributes | {"datacontenttype": "application/json", "data": _json(value)}
+
+
+def _traceparent_header(headers: Headers) -> str | None:
+    """The W3C `traceparent` header, which our relays set and instrumented producers add to any record: the
+    trace of the hop that brought the message, before the envelope's. One that is not text is passed over:
+    a trace is never worth a message."""
+    raw = next((value for key, value in headers if key.lower() == "traceparent"), None)
+    try:
+        return raw.decode() if raw else None
+    except UnicodeDecodeError:
+        return None
 
 
 def _json(value: bytes) -> Any:

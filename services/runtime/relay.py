@@ -20,7 +20,7 @@ log = structlog.get_logger()
 
 PENDING = """
 SELECT position, event_id, stream_id, type, data::text AS data, data->>$2 AS key,
-       correlation_id, causation_id, recorded_at
+       correlation_id, causation_id, traceparent, recorded_at
 FROM events WHERE position > (SELECT position FROM relay_cursor)
 ORDER BY position LIMIT $1
 """
@@ -69,8 +69,7 @@ class OutboxRelay:
         # bytes), no `ce_*` header, and FastStream's correlation_id the envelope's.
         pending = [
             await self._publish(self._envelope(row), self._topic, key=row["key"].encode(), no_confirm=True,
-                                headers={"content-type": STRUCTURED_CONTENT_TYPE, TYPE_HEADER: row["type"]},
-                                correlation_id=_correlation(row))
+                                headers=_headers(row), correlation_id=_correlation(row))
             for row in rows
         ]
         results = await asyncio.gather(*pending, return_exceptions=True)
@@ -88,7 +87,17 @@ class OutboxRelay:
     def _envelope(self, row: asyncpg.Record) -> bytes:
         return structured_json(id=str(row["event_id"]), source=f"orderflow/{self._service}", type=row["type"],
                                time=row["recorded_at"], subject=row["stream_id"], correlationid=_correlation(row),
-                               causationid=row["causation_id"], data=row["data"].encode())
+                               causationid=row["causation_id"], traceparent=row["traceparent"],
+                               data=row["data"].encode())
+
+
+def _headers(row: asyncpg.Record) -> dict[str, str]:
+    """Ours beside the binding's: the type, and the W3C `traceparent` (also in the envelope, as the CloudEvents
+    tracing extension) for whatever reads trace context from Kafka headers."""
+    headers = {"content-type": STRUCTURED_CONTENT_TYPE, TYPE_HEADER: row["type"]}
+    if row["traceparent"]:
+        headers["traceparent"] = row["traceparent"]
+    return headers
 
 
 async def unpublished(pool: asyncpg.Pool) -> int:

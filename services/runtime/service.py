@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from services.runtime import db, docs, metrics
+from services.runtime import db, docs, metrics, tracing
 from services.runtime import logging as logs
 from services.runtime.http import ReadEndpoint
 from services.runtime.consumer import DEAD_LETTER_MAX_BYTES, BatchConsumer, Handler
@@ -132,6 +132,7 @@ async def _show(scraped: metrics.Scraped, gauge: Gauge, read: metrics.Read) -> N
 
 def build_app(service: Service, settings: Settings) -> Starlette:
     logs.configure(service.name, settings.log_level, settings.log_format)
+    tracing.configure(service.name, settings.otel_exporter_otlp_endpoint)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         acks="all",

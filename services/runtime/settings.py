@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # The storefront's webhook: every notification is also POSTed there, signed with the secret.
     webhook_url: str | None = None
     webhook_secret: SecretStr = SecretStr("")
+    # OpenTelemetry traces go over OTLP/HTTP to this collector (e.g. http://collector:4318); unset, none are
+    # recorded. The other OTEL_* variables (headers, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) are the exporter's.
+    otel_exporter_otlp_endpoint: str | None = None
 
     @property
     def notification_channels(self) -> tuple[str, ...]:

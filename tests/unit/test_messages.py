@@ -9,6 +9,7 @@ from contracts.commands import ORDER_COMMANDS, OrderLine, PlaceOrder
 from contracts.envelope import STRUCTURED_CONTENT_TYPE, TYPE_HEADER, Envelope
 from contracts.events import ORDER_EVENTS
 from contracts.topics import ORDERS_COMMANDS, ORDERS_EVENTS
+from services.runtime import tracing
 from services.runtime.consumer import _skippable
 from services.runtime.messages import Subscription, Unhandleable, parse
 from tests.support import binary_mode
@@ -116,3 +117,25 @@ def test_events_a_service_does_not_read_are_told_by_our_type_header_or_by_ce_typ
     # A ce_type beside a structured value is not the binding's: the value is read to be sure.
     assert not _skippable(reads, record(STRUCTURED + [("ce_type", b"OrderConfirmed")]))
     assert not _skippable(reads, record([("ce_type", b"OrderConfirmed")]))
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+HOP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_the_trace_context_is_read_from_the_envelope_in_either_mode_and_a_traceparent_header_comes_first():
+    envelope = Envelope.wrap(PLACE, source="storefront", traceparent=TRACEPARENT)
+    headers, value = binary(envelope)
+
+    assert dict(headers)["ce_traceparent"] == TRACEPARENT.encode()
+    assert parse(COMMANDS, value, headers).envelope.traceparent == TRACEPARENT
+    assert parse(COMMANDS, envelope.to_bytes(), STRUCTURED).envelope.traceparent == TRACEPARENT
+    hop = STRUCTURED + [("traceparent", HOP.encode())]
+    assert parse(COMMANDS, envelope.to_bytes(), hop).envelope.traceparent == HOP
+
+
+def test_with_tracing_off_a_service_sends_on_the_traceparent_it_was_given():
+    span = tracing.tracer.start_span("handle", tracing.parent(TRACEPARENT))
+
+    assert tracing.traceparent(span) == TRACEPARENT
+    assert tracing.traceparent(tracing.tracer.start_span("handle", tracing.parent(None))) is None
