@@ -8,11 +8,10 @@ import os
 import signal
 import socket
 import sys
-import time
 
 from infra import STATE, kafka, postgres
 from infra.mailsink import MailSink
-from infra.services import SERVICES, start_services, stop_services, wait_healthy
+from infra.services import SERVICES, start_service, start_services, stop_services, supervise, wait_healthy
 from infra.topics import create_topics
 from services.runtime import db
 from services.runtime.settings import HTTP_PORTS
@@ -85,9 +84,7 @@ def main() -> None:
             flush=True,
         )
         try:
-            while all(p.poll() is None for p in processes.values()):
-                time.sleep(0.5)
-            print("a service exited; stopping everything", flush=True)
+            supervise(processes, lambda name: start_service(name, env))
         except KeyboardInterrupt:
             print("\nstopping…", flush=True)
         # A second Ctrl-C must not cut the clean-up short and leave processes behind.

@@ -1,4 +1,5 @@
-"""Starts the three services as processes and stops them; used by `make run` and the end-to-end tests."""
+"""Starts the three services as processes, keeps them running, and stops them; used by `make run` and the
+end-to-end tests."""
 
 import os
 import signal
@@ -6,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from services.runtime.settings import HTTP_PORTS
@@ -14,14 +16,37 @@ SERVICES = ("order", "inventory", "notification")
 
 
 def start_services(env: dict[str, str], log_dir: Path | None = None) -> dict[str, subprocess.Popen]:
-    processes = {}
-    for name in SERVICES:
-        out = open(log_dir / f"{name}.log", "ab") if log_dir else None
-        processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}.app"], env=os.environ | env, stdout=out,
-            stderr=subprocess.STDOUT if out else None, start_new_session=True,
-        )
-    return processes
+    return {name: start_service(name, env, log_dir) for name in SERVICES}
+
+
+def start_service(name: str, env: dict[str, str], log_dir: Path | None = None) -> subprocess.Popen:
+    out = open(log_dir / f"{name}.log", "ab") if log_dir else None
+    return subprocess.Popen([sys.executable, "-m", f"services.{name}.app"], env=os.environ | env, stdout=out,
+                            stderr=subprocess.STDOUT if out else None, start_new_session=True)
+
+
+def supervise(processes: dict[str, subprocess.Popen], start: Callable[[str], subprocess.Popen],
+              until: Callable[[], bool] = lambda: False, first_backoff_s: float = 1.0) -> None:
+    """Keep the services running: one that exits is started again (`start(name)`, into `processes`) after a
+    backoff that doubles while it keeps exiting, up to 30 s, and starts over once it ran a minute; the
+    others keep running. Each exit and restart is printed."""
+    started = {name: time.monotonic() for name in processes}
+    failures = dict.fromkeys(processes, 0)
+    due: dict[str, float] = {}  # service -> when it starts again
+    while not until():
+        for name, process in processes.items():
+            if name in due:
+                if time.monotonic() >= due[name]:
+                    del due[name]
+                    processes[name], started[name] = start(name), time.monotonic()
+                    print(f"{name} restarted", flush=True)
+                continue
+            if process.poll() is not None:
+                failures[name] = 1 if time.monotonic() - started[name] > 60 else failures[name] + 1
+                wait = min(first_backoff_s * 2 ** (failures[name] - 1), 30)
+                due[name] = time.monotonic() + wait
+                print(f"{name} exited with {process.returncode}; restarting in {wait:.1f} s", flush=True)
+        time.sleep(0.2)
 
 
 def wait_healthy(env: dict[str, str], processes: dict[str, subprocess.Popen], timeout: float = 90) -> None:
