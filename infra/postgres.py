@@ -12,7 +12,6 @@ from infra import STATE, blocking
 from services.runtime.settings import DEFAULT_DATABASE_URL
 
 
-
 async def answers(url: str) -> bool:
     try:
         conn = await asyncpg.connect(url, timeout=3)

@@ -11,7 +11,14 @@ import sys
 
 from infra import STATE, kafka, postgres
 from infra.mailsink import MailSink
-from infra.services import SERVICES, start_service, start_services, stop_services, supervise, wait_healthy
+from infra.services import (
+    SERVICES,
+    start_service,
+    start_services,
+    stop_services,
+    supervise,
+    wait_healthy,
+)
 from infra.topics import create_topics
 from services.runtime import db
 from services.runtime.settings import HTTP_PORTS

@@ -7,7 +7,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import topics
-from services.runtime.consumer import DEAD_LETTER_MAX_BYTES
+from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
 
 # A dead letter carries a whole record of its topic plus headers: it must fit where the record did not have to.
 DEAD_LETTER_CONFIG = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}

@@ -1,9 +1,7 @@
-"""Batch consumption: handle a batch of Kafka records in one transaction, and dead-letter what cannot be handled."""
+"""Batch consumption: handle a batch of Kafka records in one transaction; what cannot be handled goes to the
+dead letters (dead_letters.py)."""
 
 import asyncio
-import base64
-import contextlib
-import dataclasses
 import heapq
 import time
 from collections import defaultdict
@@ -11,22 +9,25 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import asyncpg
 import structlog
-from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord, TopicPartition
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from contracts.envelope import STRUCTURED_CONTENT_TYPE, TYPE_HEADER, Envelope
-from contracts.topics import dead_letter
+from contracts.envelope import TYPE_HEADER
 from services.runtime import inbox, metrics, tracing
+from services.runtime.dead_letters import DeadLetter, DeadLetters, Publish
 from services.runtime.eventstore import ConcurrencyError
-from services.runtime.messages import Message, Subscription, Unhandleable, is_binary_mode, parse
+from services.runtime.messages import (
+    InfrastructureDown,
+    Message,
+    Subscription,
+    Unhandleable,
+    is_binary_mode,
+    parse,
+)
 
 log = structlog.get_logger()
 
 Handler = Callable[[asyncpg.Connection, list[Message]], Awaitable[None]]
-Publish = Callable[..., Awaitable]
 Item = tuple[ConsumerRecord, Message]
-DeadLetter = tuple[ConsumerRecord, str, Envelope | None]  # the record, why, and its envelope if it could be read
 
 CONCURRENCY_RETRIES = 5
 # SQLSTATE classes of a server that is down, restarting, out of resources or read-only, and of conflicts
@@ -34,13 +35,6 @@ CONCURRENCY_RETRIES = 5
 TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 DATABASE_CHECK_TIMEOUT_S = 5
 BACKOFF_MAX_S = 30
-# A dead letter is the original record and our headers. The dead-letter topics (infra/topics.py) and our
-# producer take twice Kafka's default record size, so whatever a topic accepted fits in its DLQ.
-DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
-
-
-class InfrastructureDown(Exception):
-    """The database or the broker does not answer: the batch is redelivered after a backoff, never dead-lettered."""
 
 
 def is_transient(error: BaseException) -> bool:
@@ -76,7 +70,7 @@ class BatchConsumer:
         self._subscriptions = {s.topic: s for s in subscriptions}
         self._handle = handle
         self._inbox_key = inbox_key
-        self._publish = publish
+        self._dead_letters = DeadLetters(service, publish)
         self._after_commit = after_commit
         self._message_attempts = message_attempts
         # The record each partition is held at, and how often it failed; one per partition at most.
@@ -141,7 +135,7 @@ class BatchConsumer:
             dead += await self._handle_isolating_poison(good, held)
         # What follows a held record comes again with it: dead-lettered then, not twice.
         dead = [d for d in dead if d[0].offset < held.get(_partition(d[0]), d[0].offset + 1)]
-        await self._dead_letter(sorted(dead, key=lambda d: (d[0].topic, d[0].partition, d[0].offset)))
+        await self._dead_letters.send(sorted(dead, key=lambda d: (d[0].topic, d[0].partition, d[0].offset)))
         return held
 
     async def _handle_isolating_poison(self, batch: list[Item], held: dict[TopicPartition, int]) -> list[DeadLetter]:
@@ -204,7 +198,7 @@ class BatchConsumer:
     async def _transaction(self, messages: list[Message]) -> None:
         for attempt in range(1, CONCURRENCY_RETRIES + 1):
             try:
-                with metrics.BATCH_SECONDS.labels(self._service).time(), _traced(self._service, messages) as traced:
+                with metrics.BATCH_SECONDS.labels(self._service).time(), tracing.handling(self._service, messages) as traced:
                     async with self._pool.acquire() as conn, conn.transaction():
                         fresh = await inbox.claim(conn, traced, self._inbox_key)
                         if fresh:
@@ -221,104 +215,6 @@ class BatchConsumer:
         log.debug("batch handled", messages=len(messages), fresh=len(fresh))
         self._after_commit()
 
-    async def _dead_letter(self, dead: list[DeadLetter]) -> None:
-        """Publish the dead letters; all are acknowledged before the batch's offsets are committed."""
-        if not dead:
-            return
-        acknowledgements = [await self._send(*d) for d in dead]
-        results = await asyncio.gather(*acknowledgements, return_exceptions=True)
-        if too_large := [d for d, r in zip(dead, results, strict=True) if isinstance(r, MessageSizeTooLargeError)]:
-            acknowledgements = [await self._send(*d, too_large=True) for d in too_large]
-            results = [r for r in results if not isinstance(r, MessageSizeTooLargeError)]
-            results += await asyncio.gather(*acknowledgements, return_exceptions=True)
-        if failed := [r for r in results if isinstance(r, BaseException)]:
-            raise InfrastructureDown(f"the broker did not take a dead letter: {failed[0]!r}") from failed[0]
-        for record, reason, _ in dead:
-            log.warning("message dead-lettered", topic=record.topic, partition=record.partition,
-                        offset=record.offset, error=reason)
-            metrics.DLQ_MESSAGES.labels(self._service, record.topic).inc()
-
-    async def _send(self, record: ConsumerRecord, reason: str, envelope: Envelope | None,
-                    too_large: bool = False) -> Awaitable:
-        """Publish one dead letter; returns its acknowledgement. One too large for the dead-letter topic goes
-        without its value, which stays at its original offset: the reason says so."""
-        value = record.value or b""
-        headers = _copied_headers(record)
-        if too_large:
-            reason = f"{reason[:1500]}; its value of {len(value)} bytes was too large for the dead-letter topic: " \
-                     "read it at the original offset"
-            value = b""
-        # FastStream sets a content-type of its own, empty for bytes: the original's stands (under FastStream's
-        # name for it), else (none, or an empty one) the one the value was read as, so that a CloudEvents
-        # reader takes the dead letter as it would have taken the original.
-        original = next((headers[key] for key in headers if key.lower() == "content-type"), None)
-        headers["content-type"] = original or _read_as(record)
-        headers |= {
-            "dlq.error": reason[:2000],
-            "dlq.service": self._service,
-            "dlq.original.topic": record.topic,
-            "dlq.original.partition": str(record.partition),
-            "dlq.original.offset": str(record.offset),
-        }
-        # FastStream's correlation_id: the original's header wins (it is among those copied); else the
-        # correlation the services log for the message, when its envelope could be read; else a new one.
-        correlation = envelope and (envelope.correlationid or envelope.id)
-        try:
-            return await self._publish(value, dead_letter(record.topic), key=record.key, headers=headers,
-                                       correlation_id=correlation, no_confirm=True)
-        except MessageSizeTooLargeError as error:  # our own producer refused it before sending
-            refused = asyncio.get_running_loop().create_future()
-            refused.set_exception(error)
-            return refused
-
-
-@contextlib.contextmanager
-def _traced(service: str, messages: list[Message]) -> Iterator[list[Message]]:
-    """One span per message over its transaction, a child of the trace the message came with. The messages
-    handed on carry their span's traceparent: the events they cause are stored, and sent on, with it."""
-    spans = [tracing.tracer.start_span(
-        f"{service} handle {m.type}", tracing.parent(m.envelope.traceparent), SpanKind.CONSUMER,
-        {"messaging.system": "kafka", "messaging.destination.name": m.topic, "messaging.message.id": m.envelope.id,
-         "orderflow.service": service}) for m in messages]
-    traced = []
-    for message, span in zip(messages, spans, strict=True):
-        traceparent = tracing.traceparent(span)
-        if traceparent != message.envelope.traceparent:
-            envelope = message.envelope.model_copy(update={"traceparent": traceparent})
-            message = dataclasses.replace(message, envelope=envelope)
-        traced.append(message)
-    try:
-        yield traced
-    except BaseException as error:
-        for span in spans:  # the batch failed: which message did is for the halving to find out
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, repr(error)))
-        raise
-    finally:
-        for span in spans:
-            span.end()
-
-
-def _read_as(record: ConsumerRecord) -> str:
-    """The content-type of a record that came without one, as it was read: JSON data in binary mode, a
-    structured-mode envelope otherwise."""
-    return "application/json" if is_binary_mode(record.headers or ()) else STRUCTURED_CONTENT_TYPE
-
-
-def _copied_headers(record: ConsumerRecord) -> dict[str, str]:
-    """The record's headers for its dead letter, as text: a value that is not UTF-8 is copied in base64 and
-    named in `dlq.base64`, so the original bytes can be restored."""
-    headers: dict[str, str] = {}
-    encoded = []
-    for key, value in record.headers or ():
-        try:
-            headers[key] = (value or b"").decode()
-        except UnicodeDecodeError:
-            headers[key] = base64.b64encode(value).decode()
-            encoded.append(key)
-    if encoded:
-        headers["dlq.base64"] = ",".join(encoded)
-    return headers
 
 
 def _partition(record: ConsumerRecord) -> TopicPartition:

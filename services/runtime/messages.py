@@ -32,6 +32,10 @@ class Unhandleable(Exception):
         self.envelope = envelope
 
 
+class InfrastructureDown(Exception):
+    """The database or the broker does not answer: the batch is redelivered after a backoff, never dead-lettered."""
+
+
 # What a service reads from one topic: CloudEvents type -> model. `strict` topics (commands) reject
 # unknown types; on event topics a type the service does not need is skipped, so producers can add types.
 @dataclass(frozen=True)

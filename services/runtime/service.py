@@ -25,8 +25,9 @@ from starlette.routing import Route
 
 from services.runtime import db, docs, metrics, tracing
 from services.runtime import logging as logs
+from services.runtime.consumer import BatchConsumer, Handler
+from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
 from services.runtime.http import ReadEndpoint
-from services.runtime.consumer import DEAD_LETTER_MAX_BYTES, BatchConsumer, Handler
 from services.runtime.messages import Message, Subscription
 from services.runtime.relay import OutboxRelay, unpublished
 from services.runtime.settings import Settings, load
