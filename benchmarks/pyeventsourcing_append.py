@@ -1,0 +1,48 @@
+"""pyeventsourcing's side of benchmarks/eventstore.py. Run by the Python of a throwaway environment that has
+the library (never by the project's): appends AGGREGATES new aggregates, each with EVENTS_PER_AGGREGATE events,
+PER_SAVE aggregates per `Application.save`, into PostgreSQL (POSTGRES_* in the environment), and prints one
+JSON line: {"events": n, "seconds": s}."""
+
+import json
+import os
+import time
+
+import psycopg
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+
+class Line(Aggregate):
+    @event("Placed")
+    def __init__(self, order_id: str, sku: str, quantity: int) -> None:
+        self.order_id, self.sku, self.quantity, self.reserved = order_id, sku, quantity, 0
+
+    @event("Reserved")
+    def reserve(self, quantity: int) -> None:
+        self.reserved += quantity
+
+
+def main() -> None:
+    aggregates, per_aggregate, per_save = (int(os.environ[k]) for k in ("AGGREGATES", "EVENTS_PER_AGGREGATE", "PER_SAVE"))
+    with psycopg.connect(dbname=os.environ["POSTGRES_DBNAME"], host=os.environ["POSTGRES_HOST"],
+                         port=os.environ["POSTGRES_PORT"], user=os.environ["POSTGRES_USER"],
+                         password=os.environ["POSTGRES_PASSWORD"], autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {os.environ['POSTGRES_SCHEMA']}")
+    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.postgres", "CREATE_TABLE": "y"})
+    events = 0
+    started = time.perf_counter()
+    for first in range(0, aggregates, per_save):
+        batch = []
+        for i in range(first, min(first + per_save, aggregates)):
+            line = Line(order_id=f"o-{i}", sku=f"sku-{i % 50}", quantity=3)
+            for _ in range(per_aggregate - 1):
+                line.reserve(1)
+            batch.append(line)
+        app.save(*batch)
+        events += len(batch) * per_aggregate
+    print(json.dumps({"events": events, "seconds": time.perf_counter() - started}))
+
+
+if __name__ == "__main__":
+    main()
