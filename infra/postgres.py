@@ -10,7 +10,7 @@ import subprocess
 import asyncpg
 
 from infra import STATE, blocking
-from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL
+from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, admin_database_url
 
 
 async def answers(url: str) -> bool:
@@ -55,7 +55,7 @@ def _embedded_server() -> str:
 
 def ensure_database() -> tuple[str, str]:
     """(admin url, what it is): the database the stack uses, started if need be."""
-    if url := os.environ.get("ADMIN_DATABASE_URL"):
+    if url := admin_database_url():
         return url, "ADMIN_DATABASE_URL"
     if blocking.run(answers(DEFAULT_ADMIN_DATABASE_URL)):
         return DEFAULT_ADMIN_DATABASE_URL, "local PostgreSQL server"

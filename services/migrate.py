@@ -5,16 +5,15 @@ name and password of its own URL (ORDER_DATABASE_URL, ...), its schema and grant
 
 import argparse
 import asyncio
-import os
 
 from services.runtime import db
-from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, load
+from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, admin_database_url, load
 
 SERVICES = ("order", "inventory", "notification")
 
 
 async def main(services: list[str]) -> None:
-    admin_url = os.environ.get("ADMIN_DATABASE_URL") or DEFAULT_ADMIN_DATABASE_URL
+    admin_url = admin_database_url() or DEFAULT_ADMIN_DATABASE_URL
     for service in services:
         applied = await db.set_up(admin_url, service, load(service).database_url.get_secret_value())
         print(f"{service}: set up, {len(applied)} migrations applied")

@@ -1,6 +1,7 @@
 """Typed settings from the environment, with the defaults of the local stack `make run` starts. A bad value
 stops the service at start with a message that names the variable."""
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError
@@ -74,6 +75,15 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> SecretStr:
         return getattr(self, f"{self.service}_database_url")
+
+
+def admin_database_url() -> str | None:
+    """ADMIN_DATABASE_URL, for the set-up only. DATABASE_URL, the one URL of every service before each had a
+    login of its own, stops the set-up rather than be silently ignored."""
+    if os.environ.get("DATABASE_URL") and not os.environ.get("ADMIN_DATABASE_URL"):
+        raise SystemExit("DATABASE_URL is no longer read: the set-up logs in with ADMIN_DATABASE_URL, each service "
+                         "with its own ORDER_DATABASE_URL, INVENTORY_DATABASE_URL or NOTIFICATION_DATABASE_URL")
+    return os.environ.get("ADMIN_DATABASE_URL") or None
 
 
 def load(service: str, **overrides) -> Settings:

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from services.runtime.db import local_url
-from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, load
+from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, admin_database_url, load
 
 
 def test_settings_are_read_typed_from_the_environment(monkeypatch):
@@ -53,3 +53,12 @@ def test_a_bad_setting_stops_the_service_with_a_message_that_names_it(monkeypatc
     with pytest.raises(SystemExit) as stopped:
         load("order")
     assert why in str(stopped.value) and "invalid setting" in str(stopped.value)
+
+
+def test_the_one_database_url_of_old_stops_the_set_up_rather_than_being_ignored(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://orderflow:orderflow@db.internal/orderflow")
+    monkeypatch.delenv("ADMIN_DATABASE_URL", raising=False)
+    with pytest.raises(SystemExit, match="ADMIN_DATABASE_URL"):
+        admin_database_url()
+    monkeypatch.setenv("ADMIN_DATABASE_URL", "postgresql://admin:pw@db.internal/orderflow")
+    assert admin_database_url() == "postgresql://admin:pw@db.internal/orderflow"
