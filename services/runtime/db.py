@@ -86,8 +86,8 @@ async def _sql(conn: asyncpg.Connection, template: str, *values: str) -> None:
     await conn.execute(await conn.fetchval(f"SELECT format($${template}$$, {placeholders})", *values))
 
 
-# What a service role may not be: each a way out of its schema.
-NOT_ALLOWED = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+# A service role logs in and is nothing more: each of the others is a way out of its schema.
+LEAST = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
 ROLE = """
 SELECT rolcanlogin AND NOT (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls) AS least,
        ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
@@ -100,12 +100,12 @@ async def _ensure_role(admin: asyncpg.Connection, name: str) -> None:
     found = await admin.fetchrow(ROLE, name)
     if found is None:
         try:
-            await _sql(admin, f"CREATE ROLE %I LOGIN {NOT_ALLOWED}", name)
+            await _sql(admin, f"CREATE ROLE %I {LEAST}", name)
         except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
             pass  # another set-up created it meanwhile
         found = await admin.fetchrow(ROLE, name)
     if not found["least"]:
-        await _sql(admin, f"ALTER ROLE %I LOGIN {NOT_ALLOWED}", name)
+        await _sql(admin, f"ALTER ROLE %I {LEAST}", name)
     for other in found["member_of"]:
         await _sql(admin, "REVOKE %I FROM %I", other, name)
         log.warning("revoked a membership the service role must not have", role=name, member_of=other)
@@ -126,8 +126,8 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
-    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+    salt_b64, stored_b64, server_b64 = (base64.b64encode(raw).decode() for raw in (salt, stored_key, server_key))
+    return f"SCRAM-SHA-256${iterations}:{salt_b64}${stored_b64}:{server_b64}"
 
 
 async def _grant(admin: asyncpg.Connection, name: str, service: str) -> None:
