@@ -62,11 +62,10 @@ def main() -> None:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
         admin_url, database_info = postgres.ensure_database()
-        # A service given its own URL was set up by whoever gave it (services/migrate.py); the others log in
-        # as the role the set-up below makes for them on the admin's database.
-        given = {name: os.environ[f"{name.upper()}_DATABASE_URL"] for name in SERVICES
-                 if os.environ.get(f"{name.upper()}_DATABASE_URL")}
-        derived = {name: db.local_url(admin_url, name) for name in SERVICES if name not in given}
+        # A service given a URL of its own was set up by whoever gave it (services/migrate.py); the others
+        # log in as the role the set-up below makes for them on the admin's database.
+        derived = {name: db.local_url(admin_url, name) for name in SERVICES
+                   if not os.environ.get(f"{name.upper()}_DATABASE_URL")}
         env |= {f"{name.upper()}_DATABASE_URL": url for name, url in derived.items()}
 
         if smtp_url := os.environ.get("SMTP_URL"):
@@ -90,8 +89,7 @@ def main() -> None:
         print(
             "\norderflow is running\n"
             f"  kafka          {kafka_info}; topics created: {len(created)}\n"
-            f"  postgres       {database_info}; each service logs in as its own role"
-            + "".join(f"\n                 {name} with {name.upper()}_DATABASE_URL" for name in given) + "\n"
+            f"  postgres       {database_info}; each service logs in as its own role\n"
             f"  mail           {mail_info}\n"
             + "".join(f"  {name:<14} http://127.0.0.1:{HTTP_PORTS[name]}  (/health, /metrics, /docs)\n" for name in SERVICES)
             + "Ctrl-C stops everything.\n",
