@@ -73,12 +73,9 @@ class Database:
         return {f"{service.upper()}_DATABASE_URL": url for service, url in self.urls.items()}
 
 
-async def set_up(admin_url: str) -> Database:
-    """Each service's role, schema and migrations, as the local stack sets them up."""
-    urls = {service: db.local_url(admin_url, service) for service in SERVICES}
-    for service, url in urls.items():
-        await db.set_up(admin_url, service, url)
-    return Database(admin_url, urls)
+def logins(admin_url: str) -> Database:
+    """The database of this admin URL, with the logins the local stack gives the services."""
+    return Database(admin_url, {service: db.local_url(admin_url, service) for service in SERVICES})
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +91,9 @@ def database_factory(postgres_url):
         conn = await admin()
         await conn.execute(f"CREATE DATABASE {template}")
         await conn.close()
-        await set_up(db.with_database(postgres_url, template))
+        database = logins(db.with_database(postgres_url, template))
+        for service, url in database.urls.items():
+            await db.set_up(database.admin_url, service, url)
 
     blocking.run(make_template())
 
@@ -104,12 +103,12 @@ def database_factory(postgres_url):
         async def clone():
             conn = await admin()
             await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+            await db.grant_connect(conn, name, *(db.role(service) for service in SERVICES))
             await conn.close()
-            # A clone has the template's schemas but not its database-level grants.
-            return await set_up(db.with_database(postgres_url, name))
 
+        blocking.run(clone())
         created.append(name)
-        return blocking.run(clone())
+        return logins(db.with_database(postgres_url, name))
 
     yield create
 

@@ -132,14 +132,20 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
 
 async def _grant(admin: asyncpg.Connection, name: str, service: str) -> None:
     """Connecting to this database, and its own schema: nothing else. Only the admin keeps PUBLIC's rights
-    on the database (TEMP among them) and the public schema (CREATE, before PostgreSQL 15)."""
-    database = await admin.fetchval("SELECT current_database()")
-    await _sql(admin, "REVOKE ALL ON DATABASE %I FROM PUBLIC", database)
-    await _sql(admin, "GRANT CONNECT ON DATABASE %I TO %I", database, name)
+    on the public schema (CREATE, before PostgreSQL 15)."""
+    await grant_connect(admin, await admin.fetchval("SELECT current_database()"), name)
     await admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     # An admin that is not a superuser must be able to act as the role to give it a schema.
     await _sql(admin, "GRANT %I TO CURRENT_USER", name)
     await _sql(admin, "CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I", schema(service), name)
+
+
+async def grant_connect(admin: asyncpg.Connection, database: str, *roles: str) -> None:
+    """Only these roles (and the admin) may connect to the database: PUBLIC's rights on it, TEMP among them,
+    are revoked. A database cloned from a set-up one needs this again: a clone keeps no database grants."""
+    await _sql(admin, "REVOKE ALL ON DATABASE %I FROM PUBLIC", database)
+    for role_name in roles:
+        await _sql(admin, "GRANT CONNECT ON DATABASE %I TO %I", database, role_name)
 
 
 async def _migrate(service_url: str, service: str) -> list[str]:

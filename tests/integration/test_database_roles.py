@@ -6,8 +6,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from services.order.app import SERVICE as ORDER
 from services.runtime import db
+from services.runtime.settings import Settings
 from tests.conftest import SERVICES
+from tests.integration.harness import running
 
 NEXT = dict(zip(SERVICES, SERVICES[1:] + SERVICES[:1]))  # another service, for each
 
@@ -115,3 +118,14 @@ async def test_set_up_takes_the_login_from_the_url_and_takes_back_what_the_role_
     finally:
         await admin.execute(f"DROP OWNED BY {name}; DROP ROLE {name}")  # roles outlive the test's database
         await admin.close()
+
+
+async def test_a_service_whose_schema_lacks_a_migration_does_not_start_and_says_which(database_factory):
+    fresh = database_factory()
+    admin = await asyncpg.connect(fresh.admin_url)
+    await admin.execute("DELETE FROM order_service.schema_migrations WHERE name = 'order/004_shipments.sql'")
+    await admin.close()
+    settings = Settings(service="order", order_database_url=fresh.urls["order"])
+    with pytest.raises(RuntimeError, match=r"lacks migrations \['order/004_shipments.sql'\].*services.migrate order"):
+        async with running(ORDER, settings):
+            pass
