@@ -95,9 +95,10 @@ async def main(waiting: int, repeat: int) -> None:
     name = f"orderflow_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f"CREATE DATABASE {name}")
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}" + ("?" + admin_url.split("?", 1)[1] if "?" in admin_url else "")
     try:
-        await db.migrate(url, "inventory")
+        bench_admin_url = db.with_database(admin_url, name)
+        url = db.local_url(bench_admin_url, "inventory")
+        await db.set_up(bench_admin_url, "inventory", url)
         pool = await db.connect_pool(url, "inventory", max_size=2)
         sizes = (100, 1100, waiting)
         runs = {}

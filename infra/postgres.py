@@ -1,5 +1,6 @@
-"""PostgreSQL for the local stack: DATABASE_URL if set, else the local server (started when installed
-but down), else an embedded pgserver in a project-local folder."""
+"""PostgreSQL for the local stack, as its admin: ADMIN_DATABASE_URL if set, else the local server (started
+when installed but down), else an embedded pgserver in a project-local folder. The services never log in
+as the admin: the set-up (services/runtime/db.py) gives each a role of its own."""
 
 import asyncio
 import os
@@ -9,7 +10,7 @@ import subprocess
 import asyncpg
 
 from infra import STATE, blocking
-from services.runtime.settings import DEFAULT_DATABASE_URL
+from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, admin_database_url
 
 
 async def answers(url: str) -> bool:
@@ -29,7 +30,7 @@ def _psql(sql: str) -> str:
 
 
 def _start_packaged_server() -> bool:
-    """Start a Debian-packaged cluster that is installed but down, and give it our role and database."""
+    """Start a Debian-packaged cluster that is installed but down, and give it our admin and database."""
     if not shutil.which("pg_lsclusters") or os.geteuid() != 0:
         return False
     clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout.split()
@@ -53,11 +54,11 @@ def _embedded_server() -> str:
 
 
 def ensure_database() -> tuple[str, str]:
-    """(url, what it is): the database the stack uses, started if need be."""
-    if url := os.environ.get("DATABASE_URL"):
-        return url, "DATABASE_URL"
-    if blocking.run(answers(DEFAULT_DATABASE_URL)):
-        return DEFAULT_DATABASE_URL, "local PostgreSQL server"
-    if _start_packaged_server() and blocking.run(answers(DEFAULT_DATABASE_URL)):
-        return DEFAULT_DATABASE_URL, "local PostgreSQL server (started)"
+    """(admin url, what it is): the database the stack uses, started if need be."""
+    if url := admin_database_url():
+        return url, "ADMIN_DATABASE_URL"
+    if blocking.run(answers(DEFAULT_ADMIN_DATABASE_URL)):
+        return DEFAULT_ADMIN_DATABASE_URL, "local PostgreSQL server"
+    if _start_packaged_server() and blocking.run(answers(DEFAULT_ADMIN_DATABASE_URL)):
+        return DEFAULT_ADMIN_DATABASE_URL, "local PostgreSQL server (started)"
     return _embedded_server(), "embedded PostgreSQL (pgserver)"

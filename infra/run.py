@@ -1,5 +1,6 @@
 """`make run`: the whole system on an embedded default until Ctrl-C. Uses KAFKA_BOOTSTRAP_SERVERS,
-DATABASE_URL and SMTP_URL when set; otherwise starts a local broker, database and mail sink."""
+ADMIN_DATABASE_URL (and a service's own ORDER_DATABASE_URL, ...) and SMTP_URL when set; otherwise starts a
+local broker, database and mail sink."""
 
 import asyncio
 import contextlib
@@ -60,8 +61,12 @@ def main() -> None:
             env["KAFKA_SESSION_TIMEOUT_MS"] = "2000"
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
-        database_url, database_info = postgres.ensure_database()
-        env["DATABASE_URL"] = database_url
+        admin_url, database_info = postgres.ensure_database()
+        # A service given a URL of its own was set up by whoever gave it (services/migrate.py); the others
+        # log in as the role the set-up below makes for them on the admin's database.
+        derived = {name: db.local_url(admin_url, name) for name in SERVICES
+                   if not os.environ.get(f"{name.upper()}_DATABASE_URL")}
+        env |= {f"{name.upper()}_DATABASE_URL": url for name, url in derived.items()}
 
         if smtp_url := os.environ.get("SMTP_URL"):
             mail_info = f"{smtp_url} (SMTP_URL)"
@@ -75,8 +80,8 @@ def main() -> None:
             env["LOG_FORMAT"] = "console"  # the same lines, readable; JSON where output goes to a file or a collector
 
         created = asyncio.run(create_topics(bootstrap))
-        for name in SERVICES:
-            asyncio.run(db.migrate(database_url, name))
+        for name, url in derived.items():
+            asyncio.run(db.set_up(admin_url, name, url))
 
         processes = start_services(env)
         stack.callback(stop_services, processes)
@@ -84,7 +89,7 @@ def main() -> None:
         print(
             "\norderflow is running\n"
             f"  kafka          {kafka_info}; topics created: {len(created)}\n"
-            f"  postgres       {database_info}\n"
+            f"  postgres       {database_info}; each service logs in as its own role\n"
             f"  mail           {mail_info}\n"
             + "".join(f"  {name:<14} http://127.0.0.1:{HTTP_PORTS[name]}  (/health, /metrics, /docs)\n" for name in SERVICES)
             + "Ctrl-C stops everything.\n",

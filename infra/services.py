@@ -21,8 +21,15 @@ def start_services(env: dict[str, str], log_dir: Path | None = None) -> dict[str
 
 def start_service(name: str, env: dict[str, str], log_dir: Path | None = None) -> subprocess.Popen:
     out = open(log_dir / f"{name}.log", "ab") if log_dir else None
-    return subprocess.Popen([sys.executable, "-m", f"services.{name}.app"], env=os.environ | env, stdout=out,
-                            stderr=subprocess.STDOUT if out else None, start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", f"services.{name}.app"], env=own_environment(name, os.environ | env),
+                            stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
+
+
+def own_environment(name: str, env: dict[str, str]) -> dict[str, str]:
+    """The environment without the admin's database URL and the other services' logins: a service is given
+    its own credentials only."""
+    others = {"ADMIN_DATABASE_URL"} | {f"{other.upper()}_DATABASE_URL" for other in SERVICES if other != name}
+    return {key: value for key, value in env.items() if key not in others}
 
 
 def supervise(processes: dict[str, subprocess.Popen], start: Callable[[str], subprocess.Popen],

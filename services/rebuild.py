@@ -26,9 +26,8 @@ def progress_bar(done: int, total: int, width: int = 30) -> None:
 
 
 async def main(service: str) -> None:
-    database_url = load(service).database_url.get_secret_value()
-    await db.migrate(database_url, service)
-    pool = await db.connect_pool(database_url, service, max_size=1)
+    # As the service itself: its read models are its own tables.
+    pool = await db.connect_pool(load(service).database_url.get_secret_value(), service, max_size=1)
     async with pool.acquire() as conn:
         await REBUILDERS[service](conn, progress_bar)
     await pool.close()

@@ -5,6 +5,7 @@ import logging
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -57,6 +58,26 @@ def postgres_url() -> Iterator[str]:
     yield url
 
 
+SERVICES = ("order", "inventory", "notification")
+
+
+@dataclass(frozen=True)
+class Database:
+    """A fresh database: the admin's URL of it, and each service's own login to it."""
+
+    admin_url: str
+    urls: dict[str, str]
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {f"{service.upper()}_DATABASE_URL": url for service, url in self.urls.items()}
+
+
+def logins(admin_url: str) -> Database:
+    """The database of this admin URL, with the logins the local stack gives the services."""
+    return Database(admin_url, {service: db.local_url(admin_url, service) for service in SERVICES})
+
+
 @pytest.fixture(scope="session")
 def database_factory(postgres_url):
     """Makes fresh databases, each a clone of one migrated template: real Postgres, fast isolation."""
@@ -70,23 +91,24 @@ def database_factory(postgres_url):
         conn = await admin()
         await conn.execute(f"CREATE DATABASE {template}")
         await conn.close()
-        url = _with_database(postgres_url, template)
-        for service in ("order", "inventory", "notification"):
-            await db.migrate(url, service)
+        database = logins(db.with_database(postgres_url, template))
+        for service, url in database.urls.items():
+            await db.set_up(database.admin_url, service, url)
 
     blocking.run(make_template())
 
-    def create() -> str:
+    def create() -> Database:
         name = f"orderflow_test_{uuid.uuid4().hex[:12]}"
 
         async def clone():
             conn = await admin()
             await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+            await db.grant_connect(conn, name, *(db.role(service) for service in SERVICES))
             await conn.close()
 
         blocking.run(clone())
         created.append(name)
-        return _with_database(postgres_url, name)
+        return logins(db.with_database(postgres_url, name))
 
     yield create
 
@@ -97,13 +119,6 @@ def database_factory(postgres_url):
         await conn.close()
 
     blocking.run(drop())
-
-
-def _with_database(url: str, name: str) -> str:
-    """The same server, another database (works for host URLs and for socket URLs with ?host=)."""
-    base, _, query = url.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}" + (f"?{query}" if query else "")
 
 
 @pytest.fixture(scope="session")
@@ -128,15 +143,15 @@ def tansu(tmp_path_factory) -> Iterator[str]:
 
 
 class Pools:
-    """Pools on one fresh migrated database, each as one service sees it: `await pools("inventory")`."""
+    """Pools on one fresh migrated database, each logged in as one service: `await pools("inventory")`."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, database: Database) -> None:
+        self.urls = database.urls
         self._pools: dict[str, asyncpg.Pool] = {}
 
     async def __call__(self, service: str) -> asyncpg.Pool:
         if service not in self._pools:
-            self._pools[service] = await db.connect_pool(self.url, service)
+            self._pools[service] = await db.connect_pool(self.urls[service], service)
         return self._pools[service]
 
     async def close(self) -> None:

@@ -181,8 +181,12 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     async def lifespan(app: Starlette):
         nonlocal consumer
         database_url = settings.database_url.get_secret_value()
-        await db.migrate(database_url, service.name)
         runtime.pool = await db.connect_pool(database_url, service.name)
+        if missing := await db.missing_migrations(runtime.pool, service.name):
+            await runtime.pool.close()
+            # Handled messages would fail on the missing tables and be dead-lettered: better not to start.
+            raise RuntimeError(f"orderflow {service.name}: its schema lacks migrations {missing}: set it up first "
+                             f"with the admin URL (python -m services.migrate {service.name})")
         runtime.relay = OutboxRelay(database_url, service.name, service.events_topic, service.key_field,
                                     broker.publish)
         runtime.after_commit.append(runtime.relay.wake)

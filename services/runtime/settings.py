@@ -1,13 +1,18 @@
 """Typed settings from the environment, with the defaults of the local stack `make run` starts. A bad value
 stops the service at start with a message that names the variable."""
 
+import os
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# TLS over loopback only costs CPU on both ends.
-DEFAULT_DATABASE_URL = "postgresql://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"
+from services.runtime.db import local_url
+
+# The local server's admin, which `make run` and the tests give each service a login of its own with; no
+# service reads it (ADMIN_DATABASE_URL is the set-up's, services/migrate.py). TLS over loopback only costs
+# CPU on both ends; elsewhere the URL's sslmode and sslrootcert say what a connection requires.
+DEFAULT_ADMIN_DATABASE_URL = "postgresql://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"
 HTTP_PORTS = {"order": 8001, "inventory": 8002, "notification": 8003}
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -15,12 +20,16 @@ Seconds = Annotated[float, Field(gt=0)]
 
 
 class Settings(BaseSettings):
-    # Each field is read from the variable of its name in capitals (DATABASE_URL); an empty one counts as unset.
+    # Each field is read from the variable of its name in capitals (SMTP_URL); an empty one counts as unset.
     model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, extra="ignore")
 
     service: Literal["order", "inventory", "notification"]
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)  # it may hold a password
+    # Each service logs in with its own URL (the order service with ORDER_DATABASE_URL, and so on), as a role
+    # that owns its schema and nothing else; by default the login the local stack makes for it.
+    order_database_url: SecretStr = SecretStr(local_url(DEFAULT_ADMIN_DATABASE_URL, "order"))
+    inventory_database_url: SecretStr = SecretStr(local_url(DEFAULT_ADMIN_DATABASE_URL, "inventory"))
+    notification_database_url: SecretStr = SecretStr(local_url(DEFAULT_ADMIN_DATABASE_URL, "notification"))
     smtp_url: str = "smtp://127.0.0.1:8025"
     mail_from: str = "orders@orderflow.example"
     http_host: str = "127.0.0.1"
@@ -62,6 +71,19 @@ class Settings(BaseSettings):
     @property
     def http_port(self) -> int:
         return getattr(self, f"{self.service}_http_port")
+
+    @property
+    def database_url(self) -> SecretStr:
+        return getattr(self, f"{self.service}_database_url")
+
+
+def admin_database_url() -> str | None:
+    """ADMIN_DATABASE_URL, for the set-up only. DATABASE_URL, the one URL of every service before each had a
+    login of its own, stops the set-up rather than be silently ignored."""
+    if os.environ.get("DATABASE_URL") and not os.environ.get("ADMIN_DATABASE_URL"):
+        raise SystemExit("DATABASE_URL is no longer read: the set-up logs in with ADMIN_DATABASE_URL, each service "
+                         "with its own ORDER_DATABASE_URL, INVENTORY_DATABASE_URL or NOTIFICATION_DATABASE_URL")
+    return os.environ.get("ADMIN_DATABASE_URL") or None
 
 
 def load(service: str, **overrides) -> Settings:

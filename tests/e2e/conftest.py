@@ -17,7 +17,7 @@ from starlette.routing import Route
 from infra.mailsink import MailSink
 from infra.services import start_services, stop_services, wait_healthy
 from infra.topics import create_topics
-from tests.conftest import free_port
+from tests.conftest import Database, free_port
 from tests.support import Bus
 
 
@@ -70,7 +70,7 @@ class Stack:
     webhook: WebhookReceiver
     http: dict[str, str]
     logs: Path
-    database_url: str
+    database: Database
 
     async def get(self, service: str, path: str) -> httpx.Response:
         async with httpx.AsyncClient(base_url=self.http[service]) as client:
@@ -88,22 +88,22 @@ async def stack(request, database_factory, tmp_path_factory):
     mail = MailSink(folder / "mail", port=free_port()).start()
     webhook = await WebhookReceiver().start()
     ports = {name: free_port() for name in ("order", "inventory", "notification")}
+    database = database_factory()
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "DATABASE_URL": database_factory(),
         "SMTP_URL": mail.url,
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "LOG_LEVEL": "info",
         "ETA_UPDATE_WINDOW_S": "2",
         "WEBHOOK_URL": webhook.url,
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
-    } | {f"{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
+    } | database.environment | {f"{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
     processes = start_services(env, log_dir=folder)
     try:
         await asyncio.to_thread(wait_healthy, env, processes)
         bus = await Bus(bootstrap).start()
         yield Stack(request.param, bus, mail, webhook, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder,
-                    env["DATABASE_URL"])
+                    database)
         await bus.stop()
     finally:
         stop_services(processes)

@@ -131,7 +131,7 @@ async def test_an_eta_that_passes_without_supply_moves_once_with_goodwill_and_is
 
     # The daily review, as it runs a week from now: the purchase order never came.
     review_day = today + timedelta(days=7)
-    pool = await db.connect_pool(stack.database_url, "inventory", max_size=1)
+    pool = await db.connect_pool(stack.database.urls["inventory"], "inventory", max_size=1)
     try:
         for _ in range(2):  # a second review the same day finds nothing more to move
             async with pool.acquire() as conn, conn.transaction():

@@ -70,7 +70,7 @@ async def test_every_event_the_relay_publishes_reads_with_the_cloudevents_sdk_as
     uncorrelated = Envelope.wrap(ReceiveStock(receipt_id="r-ce", sku="CE-1", quantity=4), source="tests")
     await consumer.process([record(INVENTORY_COMMANDS, e.to_bytes()) for e in (correlated, uncorrelated)])
 
-    relay = asyncio.create_task(OutboxRelay(pools.url, "inventory", topic, "sku", faststream.publish).run())
+    relay = asyncio.create_task(OutboxRelay(pools.urls["inventory"], "inventory", topic, "sku", faststream.publish).run())
 
     async def relayed() -> None:
         assert await pool.fetchval("SELECT position FROM relay_cursor") == \

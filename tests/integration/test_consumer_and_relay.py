@@ -101,7 +101,7 @@ async def test_relay_publishes_appended_events_in_order_keyed_by_aggregate_and_r
                             for s in skus])
 
     async def run_relay(seconds: float) -> None:
-        task = asyncio.create_task(OutboxRelay(pools.url, "inventory", topic, "sku", publish).run())
+        task = asyncio.create_task(OutboxRelay(pools.urls["inventory"], "inventory", topic, "sku", publish).run())
         await asyncio.sleep(seconds)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -107,8 +107,8 @@ async def order_service(apache_kafka, pools, *, partitions: int = 1, database_ur
     service = Service(name="order", subscriptions=[Subscription(topic, ORDER_COMMANDS, strict=True)],
                       handle=holding_back_hung_orders(release or asyncio.Event()), inbox_key=order_handlers.inbox_key,
                       events_topic=await new_topic(apache_kafka, "orders.events-test"), key_field="order_id")
-    settings = Settings(service="order", kafka_bootstrap_servers=apache_kafka, database_url=database_url or pools.url,
-                        kafka_session_timeout_ms=2000)
+    settings = Settings(service="order", kafka_bootstrap_servers=apache_kafka,
+                        order_database_url=database_url or pools.urls["order"], kafka_session_timeout_ms=2000)
     async with running(service, settings) as http:
         yield OrderService(apache_kafka, topic, http, await pools("order"))
 
@@ -201,7 +201,7 @@ async def test_consumer_lag_is_shown_for_each_assigned_partition_and_counts_a_ba
 
 
 async def test_a_gauge_the_database_cannot_answer_for_is_left_out_and_the_scrape_still_answers(apache_kafka, pools):
-    async with DatabaseLink(pools.url) as link, order_service(apache_kafka, pools, database_url=link.url) as orders:
+    async with DatabaseLink(pools.urls["order"]) as link, order_service(apache_kafka, pools, database_url=link.url) as orders:
         async def all_shown():
             scraped = await orders.scrape()
             assert scraped.value("orderflow_outbox_backlog", service="order") == 0
@@ -222,8 +222,9 @@ async def test_notifications_pending_are_counted_per_channel_neither_sent_nor_re
         notification.SERVICE, background=lambda runtime: [],  # no dispatcher: the rows stay as the test puts them
         subscriptions=[Subscription(await new_topic(apache_kafka, "orders.events-test"), {}, strict=False)],
         events_topic=await new_topic(apache_kafka, "notifications.events-test"))
-    settings = Settings(service="notification", kafka_bootstrap_servers=apache_kafka, database_url=pools.url,
-                        kafka_session_timeout_ms=2000, webhook_url="http://127.0.0.1:9/orderflow")
+    settings = Settings(service="notification", kafka_bootstrap_servers=apache_kafka,
+                        notification_database_url=pools.urls["notification"], kafka_session_timeout_ms=2000,
+                        webhook_url="http://127.0.0.1:9/orderflow")
     pool = await pools("notification")
 
     async def queue(channel: str, sent: bool = False, refused: bool = False) -> uuid.UUID:

@@ -88,8 +88,8 @@ async def order_service(apache_kafka, pools, database_url: str | None = None, re
     service = Service(name="order", subscriptions=[Subscription(topic, ORDER_COMMANDS, strict=True)],
                       handle=failing_as_asked(release), inbox_key=lambda m: m.envelope.id,
                       events_topic=await new_topic(apache_kafka, "orders.events-test"), key_field="order_id")
-    config = Settings(service="order", kafka_bootstrap_servers=apache_kafka, database_url=database_url or pools.url,
-                      kafka_session_timeout_ms=2000, **settings)
+    config = Settings(service="order", kafka_bootstrap_servers=apache_kafka,
+                      order_database_url=database_url or pools.urls["order"], kafka_session_timeout_ms=2000, **settings)
     async with running(service, config) as http:
         yield OrderService(apache_kafka, topic, http, await pools("order"))
 
@@ -195,7 +195,7 @@ async def test_an_error_that_looks_like_the_databases_is_dead_lettered_after_bou
 
 
 async def test_a_database_that_does_not_answer_is_waited_for_and_nothing_is_dead_lettered(apache_kafka, pools):
-    async with DatabaseLink(pools.url) as link, order_service(apache_kafka, pools, database_url=link.url,
+    async with DatabaseLink(pools.urls["order"]) as link, order_service(apache_kafka, pools, database_url=link.url,
                                                               message_attempts=2) as orders:
         await orders.handled(await orders.place("before-outage"))
         redelivered = sample("orderflow_batches_redelivered_total")

@@ -32,16 +32,34 @@ def test_each_service_runs_its_module_with_settings_that_reach_the_compose_peers
     kafka_host, kafka_port = settings.kafka_bootstrap_servers.split(":")
     assert kafka_host in COMPOSE and kafka_port == "9092"
     assert "kafka:9092" in COMPOSE[kafka_host]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    # Its own login, the one `migrate` sets up, on the database of the compose PostgreSQL.
     database = urlsplit(settings.database_url.get_secret_value())
-    assert database.hostname in COMPOSE
+    assert settings.database_url.get_secret_value() == COMPOSE["migrate"]["environment"][f"{name.upper()}_DATABASE_URL"]
     postgres_env = COMPOSE[database.hostname]["environment"]
-    assert (database.username, database.password, database.path) == (
-        postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_PASSWORD"], f"/{postgres_env['POSTGRES_DB']}")
+    assert database.path == f"/{postgres_env['POSTGRES_DB']}"
+    assert database.username not in (postgres_env["POSTGRES_USER"], "postgres") and database.password
+    # ... and no other credentials: neither the admin's nor another service's.
+    assert [key for key in spec["environment"] if key.endswith("DATABASE_URL")] == [f"{name.upper()}_DATABASE_URL"]
+    assert spec["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert urlsplit(settings.smtp_url).hostname in COMPOSE
     assert settings.http_host == "0.0.0.0"
     assert settings.http_port == HTTP_PORTS[name]
     assert spec["ports"] == [f"{settings.http_port}:{settings.http_port}"]
     assert spec["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+
+
+def test_migrate_sets_up_each_services_login_as_the_admin_of_the_compose_postgres_before_they_start():
+    migrate = COMPOSE["migrate"]
+    assert migrate["command"] == ["python", "-m", "services.migrate"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    environment = migrate["environment"]
+    admin = urlsplit(environment["ADMIN_DATABASE_URL"])
+    postgres_env = COMPOSE[admin.hostname]["environment"]
+    assert (admin.username, admin.password, admin.path) == (
+        postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_PASSWORD"], f"/{postgres_env['POSTGRES_DB']}")
+    logins = [urlsplit(environment[f"{name.upper()}_DATABASE_URL"]) for name in SERVICES]
+    assert all((login.hostname, login.port, login.path) == (admin.hostname, admin.port, admin.path) for login in logins)
+    assert len({login.username for login in logins}) == len({login.password for login in logins}) == len(SERVICES)
 
 
 def test_the_broker_is_apache_kafka_in_kraft_mode_at_the_local_brokers_version_reachable_from_the_host():

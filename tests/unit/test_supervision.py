@@ -4,7 +4,7 @@ import subprocess
 import sys
 import time
 
-from infra.services import supervise
+from infra.services import own_environment, supervise
 
 
 def process(code: str) -> subprocess.Popen:
@@ -31,3 +31,9 @@ def test_a_service_that_exits_is_restarted_with_backoff_and_the_others_keep_runn
     assert "order exited with 3; restarting in 0.2 s" in out and "order restarted" in out
     assert "restarting in 0.4 s" in out  # it exited again: the wait doubles
     assert [name for name, _ in starts] == ["order"] * len(starts) and 2 <= len(starts) <= 4
+
+
+def test_a_service_process_is_given_its_own_database_login_and_no_other():
+    env = {"ADMIN_DATABASE_URL": "admin", "ORDER_DATABASE_URL": "order", "INVENTORY_DATABASE_URL": "inventory",
+           "NOTIFICATION_DATABASE_URL": "notification", "SMTP_URL": "smtp"}
+    assert own_environment("inventory", env) == {"INVENTORY_DATABASE_URL": "inventory", "SMTP_URL": "smtp"}
