@@ -1,4 +1,4 @@
-"""PostgreSQL for the local stack, as its admin: ADMIN_DATABASE_URL if set, else the local server (started
+"""PostgreSQL for the local stack, as its admin: DATABASE_URL if set, else the local server (started
 when installed but down), else an embedded pgserver in a project-local folder. The services never log in
 as the admin: the set-up (services/runtime/db.py) gives each a role of its own."""
 
@@ -56,7 +56,7 @@ def _embedded_server() -> str:
 def ensure_database() -> tuple[str, str]:
     """(admin url, what it is): the database the stack uses, started if need be."""
     if url := admin_database_url():
-        return url, "ADMIN_DATABASE_URL"
+        return url, "DATABASE_URL"
     if blocking.run(answers(DEFAULT_ADMIN_DATABASE_URL)):
         return DEFAULT_ADMIN_DATABASE_URL, "local PostgreSQL server"
     if _start_packaged_server() and blocking.run(answers(DEFAULT_ADMIN_DATABASE_URL)):

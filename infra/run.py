@@ -1,5 +1,5 @@
 """`make run`: the whole system on an embedded default until Ctrl-C. Uses KAFKA_BOOTSTRAP_SERVERS,
-ADMIN_DATABASE_URL (and a service's own ORDER_DATABASE_URL, ...) and SMTP_URL when set; otherwise starts a
+DATABASE_URL (and a service's own ORDER_DATABASE_URL, ...) and SMTP_URL when set; otherwise starts a
 local broker, database and mail sink."""
 
 import asyncio

@@ -28,7 +28,7 @@ def start_service(name: str, env: dict[str, str], log_dir: Path | None = None) -
 def own_environment(name: str, env: dict[str, str]) -> dict[str, str]:
     """The environment without the admin's database URL and the other services' logins: a service is given
     its own credentials only."""
-    others = {"ADMIN_DATABASE_URL"} | {f"{other.upper()}_DATABASE_URL" for other in SERVICES if other != name}
+    others = {"DATABASE_URL"} | {f"{other.upper()}_DATABASE_URL" for other in SERVICES if other != name}
     return {key: value for key, value in env.items() if key not in others}
 
 

@@ -1,6 +1,6 @@
-"""Sets up the services' databases as the admin (ADMIN_DATABASE_URL): each service's login role, with the
+"""Sets up the services' databases as the admin (DATABASE_URL): each service's login role, with the
 name and password of its own URL (ORDER_DATABASE_URL, ...), its schema and grants, then its migrations.
-`python -m services.migrate` for all three, or name the services whose server ADMIN_DATABASE_URL is:
+`python -m services.migrate` for all three, or name the services whose server DATABASE_URL is:
 `python -m services.migrate order`. Run it before the services start, and again on each upgrade."""
 
 import argparse

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.runtime.db import local_url
 
 # The local server's admin, which `make run` and the tests give each service a login of its own with; no
-# service reads it (ADMIN_DATABASE_URL is the set-up's, services/migrate.py). TLS over loopback only costs
+# service reads it (DATABASE_URL is the set-up's, services/migrate.py). TLS over loopback only costs
 # CPU on both ends; elsewhere the URL's sslmode and sslrootcert say what a connection requires.
 DEFAULT_ADMIN_DATABASE_URL = "postgresql://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"
 HTTP_PORTS = {"order": 8001, "inventory": 8002, "notification": 8003}
@@ -78,12 +78,8 @@ class Settings(BaseSettings):
 
 
 def admin_database_url() -> str | None:
-    """ADMIN_DATABASE_URL, for the set-up only. DATABASE_URL, the one URL of every service before each had a
-    login of its own, stops the set-up rather than be silently ignored."""
-    if os.environ.get("DATABASE_URL") and not os.environ.get("ADMIN_DATABASE_URL"):
-        raise SystemExit("DATABASE_URL is no longer read: the set-up logs in with ADMIN_DATABASE_URL, each service "
-                         "with its own ORDER_DATABASE_URL, INVENTORY_DATABASE_URL or NOTIFICATION_DATABASE_URL")
-    return os.environ.get("ADMIN_DATABASE_URL") or None
+    """DATABASE_URL: the admin's, read by the set-up only (`make run`, services/migrate.py), never a service."""
+    return os.environ.get("DATABASE_URL") or None
 
 
 def load(service: str, **overrides) -> Settings:

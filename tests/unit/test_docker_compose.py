@@ -53,7 +53,7 @@ def test_migrate_sets_up_each_services_login_as_the_admin_of_the_compose_postgre
     assert migrate["command"] == ["python", "-m", "services.migrate"]
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     environment = migrate["environment"]
-    admin = urlsplit(environment["ADMIN_DATABASE_URL"])
+    admin = urlsplit(environment["DATABASE_URL"])
     postgres_env = COMPOSE[admin.hostname]["environment"]
     assert (admin.username, admin.password, admin.path) == (
         postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_PASSWORD"], f"/{postgres_env['POSTGRES_DB']}")

@@ -55,10 +55,7 @@ def test_a_bad_setting_stops_the_service_with_a_message_that_names_it(monkeypatc
     assert why in str(stopped.value) and "invalid setting" in str(stopped.value)
 
 
-def test_the_one_database_url_of_old_stops_the_set_up_rather_than_being_ignored(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "postgresql://orderflow:orderflow@db.internal/orderflow")
-    monkeypatch.delenv("ADMIN_DATABASE_URL", raising=False)
-    with pytest.raises(SystemExit, match="ADMIN_DATABASE_URL"):
-        admin_database_url()
-    monkeypatch.setenv("ADMIN_DATABASE_URL", "postgresql://admin:pw@db.internal/orderflow")
+def test_database_url_is_the_set_ups_and_no_service_reads_it(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://admin:pw@db.internal/orderflow")
     assert admin_database_url() == "postgresql://admin:pw@db.internal/orderflow"
+    assert "admin:pw" not in load("order").database_url.get_secret_value()

@@ -34,6 +34,6 @@ def test_a_service_that_exits_is_restarted_with_backoff_and_the_others_keep_runn
 
 
 def test_a_service_process_is_given_its_own_database_login_and_no_other():
-    env = {"ADMIN_DATABASE_URL": "admin", "ORDER_DATABASE_URL": "order", "INVENTORY_DATABASE_URL": "inventory",
+    env = {"DATABASE_URL": "admin", "ORDER_DATABASE_URL": "order", "INVENTORY_DATABASE_URL": "inventory",
            "NOTIFICATION_DATABASE_URL": "notification", "SMTP_URL": "smtp"}
     assert own_environment("inventory", env) == {"INVENTORY_DATABASE_URL": "inventory", "SMTP_URL": "smtp"}
