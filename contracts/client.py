@@ -12,10 +12,9 @@ A broker with TLS or SASL takes aiokafka's connection options as keywords:
            ssl_context=ssl.create_default_context(), sasl_mechanism="SCRAM-SHA-512",
            sasl_plain_username="storefront-eu", sasl_plain_password=password)
 """
-from typing import Any
-
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel

@@ -38,6 +38,8 @@ class Broker:
         return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers} | self.security_env
 
     def client_security(self) -> dict[str, Any]:
+        if not self.security_env:  # plaintext, whatever KAFKA_* settings the caller's environment holds
+            return {}
         return load_kafka(**{name.lower(): value for name, value in self.env.items()}).client_security()
 
     def stop(self) -> None:
