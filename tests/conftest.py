@@ -12,7 +12,7 @@ import pytest
 
 from infra import blocking, kafka, postgres
 from services.runtime import db
-from tests.certificates import broker_certificate
+from infra.certificates import broker_certificate
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection refusals while brokers start
 

@@ -5,7 +5,7 @@ import pytest
 from faststream.security import SASLScram256
 
 from services.runtime.settings import load, load_kafka
-from tests.certificates import broker_certificate
+from infra.certificates import broker_certificate
 
 
 def test_settings_are_read_typed_from_the_environment(monkeypatch):
