@@ -117,7 +117,8 @@ def start_apache_kafka(port: int, data_dir: Path, sasl_ssl: SaslSsl | None = Non
     log = open(data_dir / "broker.log", "ab")
     process = subprocess.Popen(java + ["kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
-    return _ready(Broker("Apache Kafka", f"127.0.0.1:{port}", process, sasl_ssl.env if sasl_ssl else {}))
+    return _ready(Broker("Apache Kafka", f"127.0.0.1:{port}", process, sasl_ssl.env if sasl_ssl else {}),
+                  data_dir / "broker.log")
 
 
 def _replaced(properties: str, replacements: str) -> str:
@@ -129,7 +130,8 @@ def _replaced(properties: str, replacements: str) -> str:
 
 def start_tansu(port: int, data_dir: Path) -> Broker:
     data_dir.mkdir(parents=True, exist_ok=True)
-    return _ready(Broker("Tansu", f"127.0.0.1:{port}", tansu.start(port, data_dir / "broker.log")))
+    log = data_dir / "broker.log"
+    return _ready(Broker("Tansu", f"127.0.0.1:{port}", tansu.start(port, log)), log)
 
 
 def start_local_broker(port: int = 9092, data_dir: Path | None = None) -> Broker:
@@ -151,11 +153,16 @@ async def answers(bootstrap_servers: str, **security: Any) -> bool:
         await admin.close()
 
 
-def _ready(broker: Broker, timeout: float = 60) -> Broker:
+def _ready(broker: Broker, log: Path, timeout: float = 60) -> Broker:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if broker.process.poll() is not None:
-            raise RuntimeError(f"{broker.kind} exited with {broker.process.returncode} before it was ready")
+            lines = log.read_text(errors="replace").splitlines()
+            # The first errors, which name the cause (a port taken, a bad certificate), else how the log ends.
+            why = list(dict.fromkeys(line for line in lines if " ERROR " in line or "Exception: " in line))[:6]
+            why = why or lines[-15:]
+            raise RuntimeError(f"{broker.kind} exited with {broker.process.returncode} before it was ready; "
+                               f"from {log}:\n" + "\n".join(why))
         if blocking.run(answers(broker.bootstrap_servers, **broker.client_security())):
             return broker
         time.sleep(0.2)
