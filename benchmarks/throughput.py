@@ -7,7 +7,6 @@ latency from PlaceOrder to the resulting reservation or backorder event (p50/p99
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 import uuid
@@ -18,14 +17,15 @@ from aiokafka.structs import TopicPartition
 from contracts import topics
 from contracts.commands import OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
 from contracts.envelope import STRUCTURED_CONTENT_TYPE, Envelope
+from services.runtime.settings import load_kafka
 
 ALLOCATION = {"StockReserved", "BackorderCreated", "OutOfStock"}  # inventory's answer to OrderPlaced
 STATUS = {"OrderConfirmed", "OrderBackordered", "OrderRejected"}
 STRUCTURED_MODE = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
 
 
-async def consumer_at_end(bootstrap: str, *names: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+async def consumer_at_end(bootstrap: str, security: dict, *names: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **security)
     await consumer.start()
     partitions = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()]
     if not partitions:
@@ -42,10 +42,11 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
-async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: float, rate: float,
+async def main(bootstrap: str, security: dict, orders: int, skus: int, stock: int, timeout: float, rate: float,
                sku_prefix: str | None) -> None:
     run = uuid.uuid4().hex[:6]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False,
+                                **security)
     await producer.start()
 
     def send(topic: str, message, key: str):
@@ -53,7 +54,7 @@ async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: floa
                              headers=STRUCTURED_MODE)
 
     sku_names = [f"{sku_prefix or f'bench-{run}'}-{i}" for i in range(skus)]
-    watcher = await consumer_at_end(bootstrap, topics.INVENTORY_EVENTS, topics.ORDERS_EVENTS, topics.NOTIFICATIONS_EVENTS)
+    watcher = await consumer_at_end(bootstrap, security, topics.INVENTORY_EVENTS, topics.ORDERS_EVENTS, topics.NOTIFICATIONS_EVENTS)
     setup = [await send(topics.INVENTORY_COMMANDS, RegisterProduct(sku=s, name=s, lead_time_days=7), s) for s in sku_names]
     setup += [await send(topics.INVENTORY_COMMANDS, ReceiveStock(receipt_id=f"{s}-r{run}", sku=s, quantity=stock), s)
               for s in sku_names if stock]
@@ -129,7 +130,7 @@ async def main(bootstrap: str, orders: int, skus: int, stock: int, timeout: floa
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument("--bootstrap", help="KAFKA_BOOTSTRAP_SERVERS by default; TLS and SASL from the KAFKA_* settings")
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--skus", type=int, default=50)
     parser.add_argument("--stock", type=int, default=60, help="units in stock per SKU before the run")
@@ -137,4 +138,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=0, help="orders/s to offer (0: as fast as possible)")
     parser.add_argument("--sku-prefix", help="reuse these SKUs across runs (their queues grow), instead of new ones")
     args = parser.parse_args()
-    asyncio.run(main(args.bootstrap, args.orders, args.skus, args.stock, args.timeout, args.rate, args.sku_prefix))
+    kafka = load_kafka(**({"kafka_bootstrap_servers": args.bootstrap} if args.bootstrap else {}))
+    asyncio.run(main(kafka.kafka_bootstrap_servers, kafka.client_security(), args.orders, args.skus, args.stock, args.timeout, args.rate, args.sku_prefix))

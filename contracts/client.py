@@ -5,9 +5,16 @@ headers, and read typed events. `pip install ./contracts` gives this and the mod
         await orderflow.send(PlaceOrder(order_id="ord-1001", ...))
         async for envelope, event in orderflow.events(ORDERS_EVENTS):
             ...
+
+A broker with TLS or SASL takes aiokafka's connection options as keywords:
+
+    Client("kafka.example:9093", source="storefront-eu", security_protocol="SASL_SSL",
+           ssl_context=ssl.create_default_context(), sasl_mechanism="SCRAM-SHA-512",
+           sasl_plain_username="storefront-eu", sasl_plain_password=password)
 """
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
@@ -23,10 +30,12 @@ def key_of(command: BaseModel) -> str:
 
 
 class Client:
-    def __init__(self, bootstrap_servers: str, source: str) -> None:
+    def __init__(self, bootstrap_servers: str, source: str, **security: Any) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._source = source
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False)
+        self._security = security
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False,
+                                          **security)
 
     async def __aenter__(self) -> "Client":
         try:
@@ -55,7 +64,7 @@ class Client:
         chosen: Sequence[str] = names or (topics.ORDERS_EVENTS, topics.INVENTORY_EVENTS, topics.NOTIFICATIONS_EVENTS)
         consumer = AIOKafkaConsumer(*chosen, bootstrap_servers=self._bootstrap_servers, group_id=group_id,
                                     auto_offset_reset="earliest" if from_beginning else "latest",
-                                    enable_auto_commit=group_id is not None)
+                                    enable_auto_commit=group_id is not None, **self._security)
         await consumer.start()
         try:
             async for record in consumer:

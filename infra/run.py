@@ -1,5 +1,6 @@
 """`make run`: the whole system on an embedded default until Ctrl-C. Uses KAFKA_BOOTSTRAP_SERVERS,
-DATABASE_URL (and a service's own ORDER_DATABASE_URL, ...) and SMTP_URL when set; otherwise starts a
+DATABASE_URL (and a service's own ORDER_DATABASE_URL, ...) and SMTP_URL when set (and the
+KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* settings with KAFKA_BOOTSTRAP_SERVERS); otherwise starts a
 local broker, database and mail sink."""
 
 import asyncio
@@ -22,7 +23,7 @@ from infra.services import (
 )
 from infra.topics import create_topics
 from services.runtime import db
-from services.runtime.settings import HTTP_PORTS
+from services.runtime.settings import HTTP_PORTS, load_kafka
 
 
 def _port_taken(port: int) -> bool:
@@ -52,12 +53,14 @@ def main() -> None:
         env: dict[str, str] = {}
         if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             kafka_info = f"{bootstrap} (KAFKA_BOOTSTRAP_SERVERS)"
+            security = load_kafka().client_security()
         else:
             print("starting a local Kafka broker…", flush=True)
             broker = kafka.start_local_broker(9092)
             stack.callback(broker.stop)
             bootstrap = broker.bootstrap_servers
             kafka_info = f"{bootstrap} ({broker.kind}, data in {STATE})"
+            security = broker.client_security()
             env["KAFKA_SESSION_TIMEOUT_MS"] = "2000"
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
@@ -79,7 +82,7 @@ def main() -> None:
         if sys.stdout.isatty() and not os.environ.get("LOG_FORMAT"):
             env["LOG_FORMAT"] = "console"  # the same lines, readable; JSON where output goes to a file or a collector
 
-        created = asyncio.run(create_topics(bootstrap))
+        created = asyncio.run(create_topics(bootstrap, **security))
         for name, url in derived.items():
             asyncio.run(db.set_up(admin_url, name, url))
 

@@ -2,6 +2,7 @@
 auto-created by a produce or subscribe would get whatever the broker defaults to)."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -13,11 +14,13 @@ from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
 DEAD_LETTER_CONFIG = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
 
 
-async def create_topics(bootstrap_servers: str, partitions: int = 3, names: Sequence[str] = topics.ALL) -> list[str]:
-    """Create the topics `names` and their dead-letter topics, those missing; returns the names created."""
+async def create_topics(bootstrap_servers: str, partitions: int = 3, names: Sequence[str] = topics.ALL,
+                        **security: Any) -> list[str]:
+    """Create the topics `names` and their dead-letter topics, those missing; returns the names created.
+    `security`: the connection's, from KafkaSettings.client_security()."""
     configs = {name: config for topic in names
                for name, config in ((topic, {}), (topics.dead_letter(topic), DEAD_LETTER_CONFIG))}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -36,6 +39,9 @@ if __name__ == "__main__":
     import asyncio
     import os
 
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    created = asyncio.run(create_topics(bootstrap, int(os.environ.get("TOPIC_PARTITIONS", "3"))))
-    print(f"topics created on {bootstrap}: {', '.join(created) or 'none (all existed)'}")
+    from services.runtime.settings import load_kafka
+
+    kafka = load_kafka()
+    created = asyncio.run(create_topics(kafka.kafka_bootstrap_servers, int(os.environ.get("TOPIC_PARTITIONS", "3")),
+                                        **kafka.client_security()))
+    print(f"topics created on {kafka.kafka_bootstrap_servers}: {', '.join(created) or 'none (all existed)'}")

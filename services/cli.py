@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 
 from contracts import commands
 from contracts.client import Client
-from services.runtime.settings import HTTP_PORTS
+from services.runtime.settings import HTTP_PORTS, KafkaSettings, load_kafka
 
 
 def _line(text: str) -> commands.OrderLine:
@@ -63,7 +63,7 @@ def readable(envelope, event) -> str:
     return f"{envelope.time:%H:%M:%S} {envelope.type:<26} {fields}"
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace, kafka: KafkaSettings) -> int:
     if args.verb in ("status", "availability"):
         service, path = ("order", f"/orders/{args.order_id}") if args.verb == "status" else (
             "inventory", f"/availability/{args.sku}")
@@ -77,7 +77,7 @@ async def run(args: argparse.Namespace) -> int:
 
         await rebuild.main(args.service)
         return 0
-    async with Client(args.bootstrap, source="orderflow-cli") as orderflow:
+    async with Client(kafka.kafka_bootstrap_servers, source="orderflow-cli", **kafka.client_security()) as orderflow:
         if args.verb == "tail":
             async for envelope, event in orderflow.events(from_beginning=args.from_beginning):
                 print(readable(envelope, event), flush=True)
@@ -90,7 +90,8 @@ async def run(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="orderflow", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    top.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    top.add_argument("--bootstrap", help="Kafka's address; KAFKA_BOOTSTRAP_SERVERS (and the KAFKA_SECURITY_PROTOCOL, "
+                     "KAFKA_SASL_* and KAFKA_SSL_* settings) by default")
     top.add_argument("--http-host", default="127.0.0.1")
     verbs = top.add_subparsers(dest="verb", required=True)
     p = verbs.add_parser("place", help="place an order: lines as SKU:QUANTITY[:UNIT_PRICE]")
@@ -137,14 +138,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = parser().parse_args()
+    kafka = load_kafka(**({"kafka_bootstrap_servers": args.bootstrap} if args.bootstrap else {}))
     try:
-        sys.exit(asyncio.run(run(args)))
+        sys.exit(asyncio.run(run(args, kafka)))
     except KeyboardInterrupt:
         sys.exit(130)
     except (ValueError, httpx.HTTPError) as error:  # a command the contract refuses, a service not running
         sys.exit(f"orderflow: {error}")
     except KafkaError as error:
-        sys.exit(f"orderflow: Kafka at {args.bootstrap} does not answer: {error}")
+        sys.exit(f"orderflow: Kafka at {kafka.kafka_bootstrap_servers} does not answer: {error}")
 
 
 if __name__ == "__main__":

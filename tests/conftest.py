@@ -2,6 +2,7 @@
 testcontainers where a Docker engine answers, else the local servers the project starts itself."""
 
 import logging
+import secrets
 import socket
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from infra import blocking, kafka, postgres
 from services.runtime import db
+from infra.certificates import broker_certificate
 
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection refusals while brokers start
 
@@ -132,6 +134,18 @@ def apache_kafka(tmp_path_factory) -> Iterator[str]:
         return
     broker = kafka.start_apache_kafka(free_port(pair=True), tmp_path_factory.mktemp("apache-kafka"))
     yield broker.bootstrap_servers
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def sasl_ssl_kafka(tmp_path_factory) -> Iterator[kafka.Broker]:
+    """A real Apache Kafka that takes clients only over TLS with SCRAM-SHA-512: a certificate of its own CA,
+    one user (`orderflow`, a random password). Its `env` holds the settings a service connects with."""
+    folder = tmp_path_factory.mktemp("apache-kafka-sasl-ssl")
+    keystore, cafile = broker_certificate(folder / "tls")
+    user = kafka.SaslSsl(keystore, cafile, username="orderflow", password=secrets.token_urlsafe(18))
+    broker = kafka.start_apache_kafka(free_port(pair=True), folder / "broker", sasl_ssl=user)
+    yield broker
     broker.stop()
 
 

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cloudevents.core.bindings.kafka import KafkaMessage, to_binary
@@ -57,12 +58,14 @@ class Bus:
     """Sends to and watches every public topic (and its DLQ) of one broker, from the beginning."""
 
     bootstrap_servers: str
+    security: dict[str, Any] = field(default_factory=dict)  # KafkaSettings.client_security() of a secured broker
     records: list[Record] = field(default_factory=list)
 
     async def start(self) -> "Bus":
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=False)
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=False,
+                                          **self.security)
         self._consumer = AIOKafkaConsumer(*WATCHED, bootstrap_servers=self.bootstrap_servers, group_id=None,
-                                          auto_offset_reset="earliest", enable_auto_commit=False)
+                                          auto_offset_reset="earliest", enable_auto_commit=False, **self.security)
         await self._producer.start()
         await self._consumer.start()
         self._task = asyncio.create_task(self._collect())

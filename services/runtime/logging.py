@@ -1,8 +1,10 @@
 """One log format for every line a service writes (ours, FastStream's, aiokafka's, uvicorn's): JSON in
 production, the same fields readable on a terminal under `make run`. Lines about an order carry its
-order_id and correlation_id, so one order can be followed through all three services."""
+order_id and correlation_id, so one order can be followed through all three services; no line carries an
+e-mail address."""
 
 import logging
+import re
 import sys
 
 import structlog
@@ -11,6 +13,14 @@ import structlog
 FASTSTREAM = "orderflow.faststream"
 # Libraries whose info lines are per message or per connection: warnings and worse are what an operator reads.
 NOISY = ("aiokafka", "faststream", FASTSTREAM, "kafka", "uvicorn.access")
+
+# Customers' addresses are personal data, and reach a line by ways no one lists: a mail server's refusal
+# quotes the address, a library's error or a traceback shows a value. So every line is written without any.
+EMAIL_ADDRESS = re.compile(r"""[^\s@"'<>()\[\],;:\\]+@[^\s@"'<>()\[\],;:\\]+""")
+
+
+def _without_email_addresses(logger, method: str, line: str) -> str:
+    return EMAIL_ADDRESS.sub("[email address]", line)
 
 
 def configure(service: str, level: str = "info", format: str = "json") -> None:
@@ -25,7 +35,7 @@ def configure(service: str, level: str = "info", format: str = "json") -> None:
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,  # lines from the standard library's loggers get the same fields
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
-                    renderer]))
+                    renderer, _without_email_addresses]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -136,6 +136,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     tracing.configure(service.name, settings.otel_exporter_otlp_endpoint)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=settings.broker_security(),  # the relay and the dead letters publish through it too
         acks="all",
         enable_idempotence=False,  # Tansu cannot; the outbox and the inbox give effectively-once anyway
         linger_ms=2,

@@ -2,9 +2,12 @@
 stops the service at start with a message that names the variable."""
 
 import os
-from typing import Annotated, Literal
+import ssl
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.db import local_url
@@ -19,12 +22,77 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
 
 
-class Settings(BaseSettings):
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
+SASL = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+
+
+class KafkaSettings(BaseSettings):
+    """Where Kafka is and how to connect to it: TLS, SASL. Everything of ours that talks to Kafka (the services'
+    broker, hence their relay and dead letters, the admin client that creates topics, the command line)
+    connects with `broker_security()` or `client_security()`, made here from these variables alone."""
+
     # Each field is read from the variable of its name in capitals (SMTP_URL); an empty one counts as unset.
     model_config = SettingsConfigDict(frozen=True, env_ignore_empty=True, extra="ignore")
 
-    service: Literal["order", "inventory", "notification"]
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # PEM files. Without a CA file the system's CAs verify the broker; a client certificate and key are for
+    # brokers that ask for one (mutual TLS); the key may be in the certificate file.
+    kafka_ssl_cafile: FilePath | None = None
+    kafka_ssl_certfile: FilePath | None = None
+    kafka_ssl_keyfile: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _fits_the_protocol(self) -> "KafkaSettings":
+        protocol = self.kafka_security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        given = {name.upper() for name in self.model_fields_set if getattr(self, name) is not None}
+        if sasl and not {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} <= given:
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        # A setting the protocol would ignore is a mistake to point out, not to pass over.
+        ignored = set() if sasl else given & {"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"}
+        ignored |= set() if tls else given & {"KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"}
+        if ignored:
+            raise ValueError(f"{', '.join(sorted(ignored))} cannot be used with KAFKA_SECURITY_PROTOCOL={protocol}")
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the client certificate it belongs to)")
+        if tls:
+            try:
+                self._ssl_context()
+            except ssl.SSLError as error:  # at start, not at the first connection
+                files = sorted(given & {"KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"})
+                raise ValueError(f"{', '.join(files)}: not usable as PEM: {error}") from None
+        return self
+
+    def broker_security(self) -> BaseSecurity | None:
+        """For FastStream's KafkaBroker (security=...)."""
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return None
+        tls = self._ssl_context() if protocol.endswith("SSL") else None
+        if protocol.startswith("SASL_"):
+            return SASL[self.kafka_sasl_mechanism](self.kafka_sasl_username, self.kafka_sasl_password.get_secret_value(),
+                                                  ssl_context=tls)
+        return BaseSecurity(ssl_context=tls)
+
+    def client_security(self) -> dict[str, Any]:
+        """The same for an aiokafka client (producer, consumer, admin), in FastStream's own translation."""
+        return parse_security(self.broker_security())
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        if self.kafka_ssl_certfile:
+            context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        return context
+
+
+class Settings(KafkaSettings):
+    """A service's settings: Kafka's, and its own."""
+
+    service: Literal["order", "inventory", "notification"]
     # Each service logs in with its own URL (the order service with ORDER_DATABASE_URL, and so on), as a role
     # that owns its schema and nothing else; by default the login the local stack makes for it.
     order_database_url: SecretStr = SecretStr(local_url(DEFAULT_ADMIN_DATABASE_URL, "order"))
@@ -84,8 +152,19 @@ def admin_database_url() -> str | None:
 
 def load(service: str, **overrides) -> Settings:
     """The service's settings; SystemExit naming each bad variable and why, instead of a traceback."""
+    return _validated(Settings, f"orderflow {service}", service=service, **overrides)
+
+
+def load_kafka(**overrides) -> KafkaSettings:
+    """How to reach Kafka, for a program that is not a service (the command line, `make run`)."""
+    return _validated(KafkaSettings, "orderflow", **overrides)
+
+
+def _validated(settings: type[AnySettings], who: str, **overrides) -> AnySettings:
     try:
-        return Settings(service=service, **overrides)
+        return settings(**overrides)
     except ValidationError as error:
-        bad = "; ".join(f"{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
-        raise SystemExit(f"orderflow {service}: invalid setting: {bad}") from None
+        # A field's error is named by its variable; one about several (a combination) names them itself.
+        bad = "; ".join(f"{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" if e["loc"]
+                        else e["msg"].removeprefix("Value error, ") for e in error.errors())
+        raise SystemExit(f"{who}: invalid setting: {bad}") from None

@@ -2,7 +2,9 @@
 Tansu, driven through the public topics."""
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,26 +85,35 @@ class Stack:
 @pytest.fixture(scope="session", params=["apache-kafka", "tansu"])
 async def stack(request, database_factory, tmp_path_factory):
     bootstrap = request.getfixturevalue("apache_kafka" if request.param == "apache-kafka" else "tansu")
-    await create_topics(bootstrap)
-    folder = tmp_path_factory.mktemp(f"stack-{request.param}")
-    mail = MailSink(folder / "mail", port=free_port()).start()
+    async with running_stack(request.param, tmp_path_factory.mktemp(f"stack-{request.param}"), database_factory(),
+                             KAFKA_BOOTSTRAP_SERVERS=bootstrap) as stack:
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def running_stack(label: str, folder: Path, database: Database, mail: MailSink | None = None,
+                        kafka_security: dict | None = None, **env: str) -> AsyncIterator[Stack]:
+    """The three services with their logs in `folder`, a mail sink and a webhook receiver; `env` must name
+    the broker (KAFKA_BOOTSTRAP_SERVERS, and its KAFKA_* security settings, whose client options are
+    `kafka_security`), and may change any other setting; the services log in to `database`."""
+    bootstrap, kafka_security = env["KAFKA_BOOTSTRAP_SERVERS"], kafka_security or {}
+    await create_topics(bootstrap, **kafka_security)
+    mail = (mail or MailSink(folder / "mail", port=free_port())).start()
     webhook = await WebhookReceiver().start()
     ports = {name: free_port() for name in ("order", "inventory", "notification")}
-    database = database_factory()
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "SMTP_URL": mail.url,
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "LOG_LEVEL": "info",
         "ETA_UPDATE_WINDOW_S": "2",
         "WEBHOOK_URL": webhook.url,
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
-    } | database.environment | {f"{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
+    } | database.environment | {f"{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()} | env
     processes = start_services(env, log_dir=folder)
     try:
         await asyncio.to_thread(wait_healthy, env, processes)
-        bus = await Bus(bootstrap).start()
-        yield Stack(request.param, bus, mail, webhook, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder,
+        bus = await Bus(bootstrap, kafka_security).start()
+        yield Stack(label, bus, mail, webhook, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder,
                     database)
         await bus.stop()
     finally:

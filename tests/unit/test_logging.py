@@ -37,3 +37,21 @@ def test_a_terminal_gets_the_same_lines_readable(restored_logging, capsys):
     structlog.get_logger().info("service started", http="http://127.0.0.1:8002")
     out = capsys.readouterr().out
     assert "service started" in out and "http://127.0.0.1:8002" in out and not out.lstrip().startswith("{")
+
+
+def test_no_line_carries_an_email_address_whoever_writes_it(restored_logging, capsys):
+    logs.configure("notification", "info", "json")
+    structlog.get_logger().error("notification refused", order_id="o-1",
+                                 error="recipient refused: [SMTPRecipientRefused(550, '5.1.1 <ann.lee+eu@example.com>: "
+                                       "User unknown', 'ann.lee+eu@example.com')]")
+    logging.getLogger("aiokafka").error("bad value %r", {"customer_email": "o'brien@mail.example.co.uk"})
+    try:
+        raise ValueError("invalid address bob@localhost")
+    except ValueError:
+        structlog.get_logger().exception("message cannot be handled")
+    out = capsys.readouterr().out
+    assert "@" not in out and "example" not in out and "localhost" not in out
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["error"] == ("recipient refused: [SMTPRecipientRefused(550, '5.1.1 <[email address]>: "
+                                 "User unknown', '[email address]')]")
+    assert lines[0]["order_id"] == "o-1" and "[email address]" in lines[2]["exception"]

@@ -4,8 +4,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from faststream.security import SASLScram256
+
+from infra.certificates import broker_certificate
 from services.runtime.db import local_url
-from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, admin_database_url, load
+from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, admin_database_url, load, load_kafka
 
 
 def test_settings_are_read_typed_from_the_environment(monkeypatch):
@@ -59,3 +62,63 @@ def test_database_url_is_the_set_ups_and_no_service_reads_it(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://admin:pw@db.internal/orderflow")
     assert admin_database_url() == "postgresql://admin:pw@db.internal/orderflow"
     assert "admin:pw" not in load("order").database_url.get_secret_value()
+
+
+def test_kafka_is_plaintext_unless_told_and_sasl_defaults_to_scram_sha_512(monkeypatch):
+    assert load("order").broker_security() is None and load("order").client_security() == {}
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "orderflow")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "kafka-s3cret")
+    settings = load("order")
+    assert settings.client_security() == {"security_protocol": "SASL_PLAINTEXT", "ssl_context": None,
+                                          "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "orderflow",
+                                          "sasl_plain_password": "kafka-s3cret"}
+    assert "kafka-s3cret" not in repr(settings)
+
+
+def test_sasl_ssl_gives_the_broker_and_every_client_one_tls_context_trusting_the_ca(monkeypatch, tmp_path):
+    keystore, cafile = broker_certificate(tmp_path)
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "orderflow")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "kafka-s3cret")
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", str(cafile))
+    settings = load_kafka()
+    assert isinstance(settings.broker_security(), SASLScram256)
+    client = settings.client_security()
+    assert (client["security_protocol"], client["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-256")
+    assert [ca["subject"] for ca in client["ssl_context"].get_ca_certs()] == [((("commonName", "orderflow test CA"),),)]
+
+
+def test_mutual_tls_loads_the_client_certificate_and_key(monkeypatch, tmp_path):
+    keystore, cafile = broker_certificate(tmp_path)  # any certificate with its key will do as a client's
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("KAFKA_SSL_CAFILE", str(cafile))
+    monkeypatch.setenv("KAFKA_SSL_CERTFILE", str(tmp_path / "broker.crt"))
+    monkeypatch.setenv("KAFKA_SSL_KEYFILE", str(tmp_path / "broker.key"))
+    assert load_kafka().client_security()["security_protocol"] == "SSL"
+    monkeypatch.setenv("KAFKA_SSL_KEYFILE", str(cafile))  # not the certificate's key
+    with pytest.raises(SystemExit) as stopped:
+        load_kafka()
+    assert "KAFKA_SSL_KEYFILE" in str(stopped.value) and "not usable" in str(stopped.value)
+
+
+@pytest.mark.parametrize("variables, named", [
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "orderflow"}, "KAFKA_SASL_PASSWORD"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_PASSWORD": "p"}, "KAFKA_SASL_USERNAME"),
+    ({"KAFKA_SASL_USERNAME": "orderflow", "KAFKA_SASL_PASSWORD": "p"}, "KAFKA_SECURITY_PROTOCOL=PLAINTEXT"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SASL_MECHANISM": "PLAIN"}, "KAFKA_SASL_MECHANISM"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_USERNAME": "o", "KAFKA_SASL_PASSWORD": "p",
+      "KAFKA_SSL_CAFILE": __file__}, "KAFKA_SSL_CAFILE"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_KEYFILE": __file__}, "KAFKA_SSL_CERTFILE"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": "/nowhere/ca.pem"}, "KAFKA_SSL_CAFILE"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": __file__}, "KAFKA_SSL_CAFILE"),  # not PEM
+    ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM"),
+])
+def test_kafka_settings_that_do_not_fit_together_stop_the_service_naming_the_variable(monkeypatch, variables, named):
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        load("inventory")
+    assert named in str(stopped.value) and "invalid setting" in str(stopped.value)
