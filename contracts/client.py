@@ -23,10 +23,13 @@ def key_of(command: BaseModel) -> str:
 
 
 class Client:
-    def __init__(self, bootstrap_servers: str, source: str) -> None:
+    def __init__(self, bootstrap_servers: str, source: str, idempotent: bool = True) -> None:
+        """`idempotent`: a send retried after a broker failed over is written once (brokers that cannot, as
+        Tansu, need False)."""
         self._bootstrap_servers = bootstrap_servers
         self._source = source
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False)
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all",
+                                          enable_idempotence=idempotent)
 
     async def __aenter__(self) -> "Client":
         try:

@@ -1,6 +1,6 @@
-"""A local Kafka broker: the real Apache Kafka (KRaft, one node) fetched from Maven Central by the Maven
-project in infra/apache_kafka where Java 17+ is installed, else Tansu. Either is ready when it answers
-a metadata request, not merely when its port is open."""
+"""A local Kafka broker: the real Apache Kafka (KRaft) fetched from Maven Central by the Maven project in
+infra/apache_kafka where Java 17+ is installed, else Tansu; or a local Apache Kafka cluster of several
+nodes. Each is ready when it answers a metadata request, not merely when its port is open."""
 
 import asyncio
 import base64
@@ -11,12 +11,14 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra import STATE, blocking, tansu
+from infra.topics import replication_for
 
 PROJECT = Path(__file__).parent / "apache_kafka"
 
@@ -59,28 +61,122 @@ def fetch_apache_kafka() -> Path:
 
 
 def start_apache_kafka(port: int, data_dir: Path) -> Broker:
-    libs = fetch_apache_kafka()
+    """One node, broker and controller, with a dynamic quorum of itself (`format --standalone`)."""
+    node = _ApacheKafkaNode(1, port, data_dir)
+    node.format(f"controller.quorum.bootstrap.servers=127.0.0.1:{port + 1}", replication=1, standalone=True)
+    return _ready(Broker("Apache Kafka", node.bootstrap_server, node.start()))
+
+
+@dataclass
+class Cluster:
+    """Apache Kafka on several local nodes, each broker and controller (a static quorum of all of them), each
+    with its own ports and data; one node at a time can be killed, paused and restarted. Nodes are numbered
+    from 1, as Kafka's node ids."""
+
+    kind: str
+    nodes: dict[int, "_ApacheKafkaNode"]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_server for node in self.nodes.values())
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL: a crash, nothing flushed or handed over."""
+        self.nodes[node_id].signal(signal.SIGKILL)
+        self.nodes[node_id].process.wait()
+
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP: the node hangs (a long GC pause, a frozen VM) with its connections open."""
+        self.nodes[node_id].signal(signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        self.nodes[node_id].signal(signal.SIGCONT)
+
+    def restart(self, node_id: int, timeout: float = 60) -> None:
+        """Start the node again on its data (killing it first if it runs); returns once the cluster has all
+        its brokers again."""
+        node = self.nodes[node_id]
+        if node.process.poll() is None:
+            node.signal(signal.SIGCONT)
+            self.kill(node_id)
+        node.start()
+        _ready(Broker(self.kind, node.bootstrap_server, node.process), timeout, brokers=len(self.nodes))
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.signal(signal.SIGCONT)  # a paused JVM would not act on SIGTERM
+            Broker(self.kind, node.bootstrap_server, node.process).stop()
+
+
+def start_apache_kafka_cluster(data_dir: Path, ports: Sequence[int] = (9092, 9094, 9096)) -> Cluster:
+    """One node per port (its controller on the port after it), data under `data_dir/node-<id>`; returns once
+    every node is a registered broker. Topics are then replicated to min(3, nodes) of them (infra/topics.py)."""
+    nodes = {i: _ApacheKafkaNode(i, port, data_dir / f"node-{i}") for i, port in enumerate(ports, start=1)}
+    voters = ",".join(f"{i}@127.0.0.1:{node.port + 1}" for i, node in nodes.items())
+    cluster_id = _cluster_id(data_dir)
+    for node in nodes.values():
+        node.format(f"controller.quorum.voters={voters}", replication=len(nodes), cluster_id=cluster_id)
+    cluster = Cluster("Apache Kafka", nodes)
+    try:
+        for node in nodes.values():
+            node.start()
+        for node in nodes.values():
+            _ready(Broker(cluster.kind, node.bootstrap_server, node.process), brokers=len(nodes))
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+class _ApacheKafkaNode:
+    """A node's configuration, data and process: formatted once, started (again) on the same data."""
+
+    def __init__(self, node_id: int, port: int, data_dir: Path) -> None:
+        self.node_id, self.port, self.data_dir = node_id, port, data_dir
+        self.config = data_dir / "server.properties"
+        self.process: subprocess.Popen | None = None
+        # Heap for tests and development, several nodes on one small machine.
+        self._java = ["java", "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+                      "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={PROJECT / 'log4j2.xml'}",
+                      "-cp", f"{fetch_apache_kafka()}/*"]
+
+    @property
+    def bootstrap_server(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def format(self, quorum: str, replication: int, cluster_id: str | None = None, standalone: bool = False) -> None:
+        """Write the configuration and format the storage, once: a restart keeps the data."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        replicas, min_insync = replication_for(replication)
+        self.config.write_text((PROJECT / "server.properties.template").read_text().format(
+            node_id=self.node_id, port=self.port, controller_port=self.port + 1, quorum=quorum,
+            log_dir=self.data_dir / "logs", replication=replicas, min_insync=min_insync))
+        command = ["kafka.tools.StorageTool", "format", "--ignore-formatted", "-t",
+                   cluster_id or _cluster_id(self.data_dir), "-c", str(self.config)]
+        formatted = subprocess.run(self._java + command + (["--standalone"] if standalone else []),
+                                   capture_output=True, text=True)
+        if formatted.returncode:
+            raise RuntimeError(f"formatting the Kafka storage in {self.data_dir} failed: "
+                               f"{formatted.stdout}{formatted.stderr}")
+
+    def start(self) -> subprocess.Popen:
+        log = open(self.data_dir / "broker.log", "ab")
+        self.process = subprocess.Popen(self._java + ["kafka.Kafka", str(self.config)], stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        return self.process
+
+    def signal(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+
+def _cluster_id(data_dir: Path) -> str:
+    """The cluster's id, made once and kept with its data. It must not start with "-" (read as an option)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = data_dir / "server.properties"
-    config.write_text(
-        (PROJECT / "server.properties.template")
-        .read_text()
-        .format(port=port, controller_port=port + 1, log_dir=data_dir / "logs")
-    )
-    java = ["java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={PROJECT / 'log4j2.xml'}", "-cp", f"{libs}/*"]
-    # Formatted once; a restart keeps the data. The id must not start with "-" (read as an option).
     id_file = data_dir / "cluster.id"
     if not id_file.exists():
         id_file.write_text("k" + base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[1:22])
-    formatted = subprocess.run(java + ["kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
-                                       "-t", id_file.read_text(), "-c", str(config)], capture_output=True, text=True)
-    if formatted.returncode:
-        raise RuntimeError(f"formatting the Kafka storage in {data_dir} failed: {formatted.stdout}{formatted.stderr}")
-    log = open(data_dir / "broker.log", "ab")
-    process = subprocess.Popen(java + ["kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    return _ready(Broker("Apache Kafka", f"127.0.0.1:{port}", process))
+    return id_file.read_text()
 
 
 def start_tansu(port: int, data_dir: Path) -> Broker:
@@ -95,24 +191,25 @@ def start_local_broker(port: int = 9092, data_dir: Path | None = None) -> Broker
     return start_tansu(port, data_dir or STATE / "tansu")
 
 
-async def answers(bootstrap_servers: str) -> bool:
+async def answers(bootstrap_servers: str, brokers: int = 1) -> bool:
+    """The broker answers a metadata request, which names at least `brokers` registered brokers."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
     try:
         await asyncio.wait_for(admin.start(), 3)
-        await asyncio.wait_for(admin.list_topics(), 3)
-        return True
+        cluster = await asyncio.wait_for(admin.describe_cluster(), 3)
+        return len(cluster["brokers"]) >= brokers
     except Exception:
         return False
     finally:
         await admin.close()
 
 
-def _ready(broker: Broker, timeout: float = 60) -> Broker:
+def _ready(broker: Broker, timeout: float = 60, brokers: int = 1) -> Broker:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if broker.process.poll() is not None:
             raise RuntimeError(f"{broker.kind} exited with {broker.process.returncode} before it was ready")
-        if blocking.run(answers(broker.bootstrap_servers)):
+        if blocking.run(answers(broker.bootstrap_servers, brokers)):
             return broker
         time.sleep(0.2)
     broker.stop()

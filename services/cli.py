@@ -77,7 +77,7 @@ async def run(args: argparse.Namespace) -> int:
 
         await rebuild.main(args.service)
         return 0
-    async with Client(args.bootstrap, source="orderflow-cli") as orderflow:
+    async with Client(args.bootstrap, source="orderflow-cli", idempotent=args.idempotent) as orderflow:
         if args.verb == "tail":
             async for envelope, event in orderflow.events(from_beginning=args.from_beginning):
                 print(readable(envelope, event), flush=True)
@@ -92,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     top.add_argument("--http-host", default="127.0.0.1")
+    top.add_argument("--no-idempotence", dest="idempotent", action="store_false",
+                     default=os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "true").lower() not in ("false", "0", "no"),
+                     help="for a broker without idempotent producers (Tansu); also KAFKA_ENABLE_IDEMPOTENCE=false")
     verbs = top.add_subparsers(dest="verb", required=True)
     p = verbs.add_parser("place", help="place an order: lines as SKU:QUANTITY[:UNIT_PRICE]")
     p.add_argument("order_id")

@@ -57,10 +57,12 @@ class Bus:
     """Sends to and watches every public topic (and its DLQ) of one broker, from the beginning."""
 
     bootstrap_servers: str
+    idempotent: bool = True  # False for Tansu
     records: list[Record] = field(default_factory=list)
 
     async def start(self) -> "Bus":
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=False)
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all",
+                                          enable_idempotence=self.idempotent)
         self._consumer = AIOKafkaConsumer(*WATCHED, bootstrap_servers=self.bootstrap_servers, group_id=None,
                                           auto_offset_reset="earliest", enable_auto_commit=False)
         await self._producer.start()

@@ -136,8 +136,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     tracing.configure(service.name, settings.otel_exporter_otlp_endpoint)
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=False,  # Tansu cannot; the outbox and the inbox give effectively-once anyway
+        acks="all",  # the relay's events and the dead letters alike: on every in-sync replica
+        enable_idempotence=settings.kafka_enable_idempotence,
         linger_ms=2,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the handler returns; on error seek back
         allow_auto_create_topics=False,

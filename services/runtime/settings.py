@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # Apache Kafka refuses less than its group.min.session.timeout.ms (6 s by default; our local
     # broker allows 1 s). A short timeout makes group joins and takeovers quick.
     kafka_session_timeout_ms: Annotated[int, Field(ge=1000)] = 6000
+    # An idempotent producer: a send retried after a broker failed over is written once, in order. Tansu
+    # cannot (it refuses InitProducerId): false there.
+    kafka_enable_idempotence: bool = True
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     # A message whose handling keeps failing with an error that may pass (a deadlock, a timeout, a resource
     # limit) while the database answers is tried this many times, then dead-lettered with the reason.

@@ -97,11 +97,12 @@ async def stack(request, database_factory, tmp_path_factory):
         "ETA_UPDATE_WINDOW_S": "2",
         "WEBHOOK_URL": webhook.url,
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "KAFKA_ENABLE_IDEMPOTENCE": str(request.param != "tansu").lower(),
     } | {f"{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
     processes = start_services(env, log_dir=folder)
     try:
         await asyncio.to_thread(wait_healthy, env, processes)
-        bus = await Bus(bootstrap).start()
+        bus = await Bus(bootstrap, idempotent=request.param != "tansu").start()
         yield Stack(request.param, bus, mail, webhook, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder,
                     env["DATABASE_URL"])
         await bus.stop()

@@ -12,7 +12,8 @@ from tests.support import unique
 
 
 async def orderflow(stack, *args: str, timeout: float = 30) -> tuple[int, str]:
-    env = os.environ | {f"{name.upper()}_HTTP_PORT": str(urlsplit(url).port) for name, url in stack.http.items()}
+    env = os.environ | {f"{name.upper()}_HTTP_PORT": str(urlsplit(url).port) for name, url in stack.http.items()} | {
+        "KAFKA_ENABLE_IDEMPOTENCE": str(stack.bus.idempotent).lower()}
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", "--bootstrap", stack.bus.bootstrap_servers,
                                                    *args, env=env, stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.STDOUT)
