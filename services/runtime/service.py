@@ -135,7 +135,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     logs.configure(service.name, settings.log_level, settings.log_format)
     tracing.configure(service.name, settings.otel_exporter_otlp_endpoint)
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_bootstrap_servers.split(","),  # FastStream takes a string as one host, a list as several
         acks="all",  # the relay's events and the dead letters alike: on every in-sync replica
         enable_idempotence=settings.kafka_enable_idempotence,
         linger_ms=2,
