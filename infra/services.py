@@ -23,10 +23,10 @@ def instances(count: int) -> list[str]:
 
 
 def http_port(instance: str, env: dict[str, str]) -> int:
-    """Where an instance answers HTTP: its service's port (`ORDER_HTTP_PORT` in `env`, else the default),
-    plus INSTANCE_PORT_STEP for each instance before it."""
+    """Where an instance answers HTTP: its service's port (`ORDER_HTTP_PORT` in `env` or the environment, else
+    the default), plus INSTANCE_PORT_STEP for each instance before it."""
     service, _, n = instance.partition("-")
-    first = int(env.get(f"{service.upper()}_HTTP_PORT", HTTP_PORTS[service]))
+    first = int((os.environ | env).get(f"{service.upper()}_HTTP_PORT", HTTP_PORTS[service]))
     return first + INSTANCE_PORT_STEP * (int(n or 1) - 1)
 
 
