@@ -63,7 +63,7 @@ def fetch_apache_kafka() -> Path:
 def start_apache_kafka(port: int, data_dir: Path) -> Broker:
     """One node, broker and controller, with a dynamic quorum of itself (`format --standalone`)."""
     node = _ApacheKafkaNode(1, port, data_dir)
-    node.format(f"controller.quorum.bootstrap.servers=127.0.0.1:{port + 1}", replication=1, standalone=True)
+    node.format(f"controller.quorum.bootstrap.servers=127.0.0.1:{port + 1}", nodes=1, standalone=True)
     return _ready(Broker("Apache Kafka", node.bootstrap_server, node.start()))
 
 
@@ -104,8 +104,9 @@ class Cluster:
 
     def stop(self) -> None:
         for node in self.nodes.values():
-            node.signal(signal.SIGCONT)  # a paused JVM would not act on SIGTERM
-            Broker(self.kind, node.bootstrap_server, node.process).stop()
+            if node.process:
+                node.signal(signal.SIGCONT)  # a paused JVM would not act on SIGTERM
+                Broker(self.kind, node.bootstrap_server, node.process).stop()
 
 
 def start_apache_kafka_cluster(data_dir: Path, ports: Sequence[int] = (9092, 9094, 9096)) -> Cluster:
@@ -115,7 +116,7 @@ def start_apache_kafka_cluster(data_dir: Path, ports: Sequence[int] = (9092, 909
     voters = ",".join(f"{i}@127.0.0.1:{node.port + 1}" for i, node in nodes.items())
     cluster_id = _cluster_id(data_dir)
     for node in nodes.values():
-        node.format(f"controller.quorum.voters={voters}", replication=len(nodes), cluster_id=cluster_id)
+        node.format(f"controller.quorum.voters={voters}", nodes=len(nodes), cluster_id=cluster_id)
     cluster = Cluster("Apache Kafka", nodes)
     try:
         for node in nodes.values():
@@ -144,10 +145,11 @@ class _ApacheKafkaNode:
     def bootstrap_server(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def format(self, quorum: str, replication: int, cluster_id: str | None = None, standalone: bool = False) -> None:
-        """Write the configuration and format the storage, once: a restart keeps the data."""
+    def format(self, quorum: str, nodes: int, cluster_id: str | None = None, standalone: bool = False) -> None:
+        """Write the configuration (for a cluster of `nodes`) and format the storage, once: a restart keeps
+        the data."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        replicas, min_insync = replication_for(replication)
+        replicas, min_insync = replication_for(nodes)
         self.config.write_text((PROJECT / "server.properties.template").read_text().format(
             node_id=self.node_id, port=self.port, controller_port=self.port + 1, quorum=quorum,
             log_dir=self.data_dir / "logs", replication=replicas, min_insync=min_insync))
@@ -160,9 +162,9 @@ class _ApacheKafkaNode:
                                f"{formatted.stdout}{formatted.stderr}")
 
     def start(self) -> subprocess.Popen:
-        log = open(self.data_dir / "broker.log", "ab")
-        self.process = subprocess.Popen(self._java + ["kafka.Kafka", str(self.config)], stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.data_dir / "broker.log", "ab") as log:
+            self.process = subprocess.Popen(self._java + ["kafka.Kafka", str(self.config)], stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
         return self.process
 
     def signal(self, signum: int) -> None:
