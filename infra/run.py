@@ -82,6 +82,7 @@ def main() -> None:
             env["KAFKA_SESSION_TIMEOUT_MS"] = "2000"
             if broker.kind == "Tansu":
                 env["KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+                kafka_info += "; the command line needs KAFKA_ENABLE_IDEMPOTENCE=false"
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
         database_url, database_info = postgres.ensure_database()

@@ -147,7 +147,8 @@ def main() -> None:
     except (ValueError, httpx.HTTPError) as error:  # a command the contract refuses, a service not running
         sys.exit(f"orderflow: {error}")
     except KafkaError as error:
-        sys.exit(f"orderflow: Kafka at {args.bootstrap} does not answer: {error}")
+        hint = "; a broker without idempotent producers (Tansu) needs --no-idempotence" if args.idempotent else ""
+        sys.exit(f"orderflow: Kafka at {args.bootstrap} does not answer: {error}{hint}")
 
 
 if __name__ == "__main__":
