@@ -1,4 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything they need.
+# `make run ARGS="--brokers 3 --instances 3"`: a local Kafka cluster, several instances of each service.
 .PHONY: run test bench schemas rebuild clean
 
 # uv from the PATH, else a private copy installed with the machine's Python.
@@ -13,7 +14,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 	touch $@
 
 run: .venv/.synced
-	$(UV) run --frozen python -m infra.run
+	$(UV) run --frozen python -m infra.run $(ARGS)
 
 test: .venv/.synced
 	$(UV) run --frozen pytest

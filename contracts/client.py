@@ -30,12 +30,14 @@ def key_of(command: BaseModel) -> str:
 
 
 class Client:
-    def __init__(self, bootstrap_servers: str, source: str, **security: Any) -> None:
+    def __init__(self, bootstrap_servers: str, source: str, idempotent: bool = True, **security: Any) -> None:
+        """`idempotent`: a send retried after a broker failed over is written once (brokers that cannot, as
+        Tansu, need False). `security`: aiokafka's TLS and SASL options."""
         self._bootstrap_servers = bootstrap_servers
         self._source = source
         self._security = security
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False,
-                                          **security)
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all",
+                                          enable_idempotence=idempotent, **security)
 
     async def __aenter__(self) -> "Client":
         try:

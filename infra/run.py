@@ -1,8 +1,10 @@
 """`make run`: the whole system on an embedded default until Ctrl-C. Uses KAFKA_BOOTSTRAP_SERVERS,
 DATABASE_URL (and a service's own ORDER_DATABASE_URL, ...) and SMTP_URL when set (and the
 KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_* settings with KAFKA_BOOTSTRAP_SERVERS); otherwise starts a
-local broker, database and mail sink."""
+local broker (or, with `--brokers 3`, a local Apache Kafka cluster), database and mail sink. `--instances N`
+runs N instances of each service."""
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -15,6 +17,8 @@ from infra import STATE, kafka, postgres
 from infra.mailsink import MailSink
 from infra.services import (
     SERVICES,
+    http_port,
+    instances,
     start_service,
     start_services,
     stop_services,
@@ -31,11 +35,11 @@ def _port_taken(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _check_ports_free() -> None:
+def _check_ports_free(brokers: list[int], count: int) -> None:
     """A second `make run`, or another program on our ports, must fail plainly, not half-start."""
-    ports = {f"{name} service HTTP": HTTP_PORTS[name] for name in SERVICES}
+    ports = {f"{name} service HTTP": http_port(name, {}) for name in instances(count)}
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        ports["the local Kafka broker"] = 9092
+        ports |= {f"Kafka node {i} (its controller on the next port)": port for i, port in enumerate(brokers, 1)}
     if not os.environ.get("SMTP_URL"):
         ports["the local mail sink"] = 8025
     taken = [f"{what} needs 127.0.0.1:{port}" for what, port in ports.items() if _port_taken(port)]
@@ -43,25 +47,47 @@ def _check_ports_free() -> None:
         raise SystemExit("cannot start, ports in use (is orderflow already running?):\n  " + "\n  ".join(taken))
 
 
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make run ARGS=...", description=__doc__)
+    parser.add_argument("--brokers", type=int, default=1,
+                        help="more than 1: a local Apache Kafka cluster (KRaft, each node broker and controller) on "
+                             "9092, 9094, 9096, ..., topics replicated to up to three of them (needs Java 17+)")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="instances of each service, in one consumer group each; the n-th answers HTTP on its "
+                             "service's port + 100 * (n - 1)")
+    return parser.parse_args()
+
+
 def main() -> None:
+    args = _arguments()
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection refusals while a broker starts
     # Ctrl-C and SIGTERM stop everything, even where the shell started us with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    _check_ports_free()
+    broker_ports = [9092 + 2 * i for i in range(args.brokers)]  # each node's controller on the port after it
+    _check_ports_free(broker_ports, args.instances)
     with contextlib.ExitStack() as stack:
         env: dict[str, str] = {}
         if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             kafka_info = f"{bootstrap} (KAFKA_BOOTSTRAP_SERVERS)"
             security = load_kafka().client_security()
         else:
-            print("starting a local Kafka broker…", flush=True)
-            broker = kafka.start_local_broker(9092)
+            if args.brokers > 1:
+                if not kafka.java_17_or_newer():
+                    raise SystemExit("--brokers runs Apache Kafka, which needs Java 17 or newer")
+                print(f"starting a local Apache Kafka cluster of {args.brokers} nodes…", flush=True)
+                broker = kafka.start_apache_kafka_cluster(STATE / "apache-kafka" / "cluster", broker_ports)
+            else:
+                print("starting a local Kafka broker…", flush=True)
+                broker = kafka.start_local_broker(9092)
             stack.callback(broker.stop)
             bootstrap = broker.bootstrap_servers
             kafka_info = f"{bootstrap} ({broker.kind}, data in {STATE})"
             security = broker.client_security()
             env["KAFKA_SESSION_TIMEOUT_MS"] = "2000"
+            if broker.kind == "Tansu":
+                env["KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+                kafka_info += "; the command line needs KAFKA_ENABLE_IDEMPOTENCE=false"
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
 
         admin_url, database_info = postgres.ensure_database()
@@ -86,7 +112,7 @@ def main() -> None:
         for name, url in derived.items():
             asyncio.run(db.set_up(admin_url, name, url))
 
-        processes = start_services(env)
+        processes = start_services(env, count=args.instances)
         stack.callback(stop_services, processes)
         wait_healthy(env, processes)
         print(
@@ -94,7 +120,8 @@ def main() -> None:
             f"  kafka          {kafka_info}; topics created: {len(created)}\n"
             f"  postgres       {database_info}; each service logs in as its own role\n"
             f"  mail           {mail_info}\n"
-            + "".join(f"  {name:<14} http://127.0.0.1:{HTTP_PORTS[name]}  (/health, /metrics, /docs)\n" for name in SERVICES)
+            + "".join(f"  {name:<14} http://127.0.0.1:{http_port(name, env)}  (/health, /metrics, /docs)\n"
+                      for name in processes)
             + "Ctrl-C stops everything.\n",
             flush=True,
         )

@@ -1,5 +1,5 @@
-"""Starts the three services as processes, keeps them running, and stops them; used by `make run` and the
-end-to-end tests."""
+"""Starts the three services as processes, one or several instances of each, keeps them running, and stops
+them; used by `make run` and the end-to-end tests."""
 
 import os
 import signal
@@ -13,16 +13,34 @@ from pathlib import Path
 from services.runtime.settings import HTTP_PORTS
 
 SERVICES = ("order", "inventory", "notification")
+# The n-th instance of a service answers HTTP this far above the first one's port (8002, 8102, 8202).
+INSTANCE_PORT_STEP = 100
 
 
-def start_services(env: dict[str, str], log_dir: Path | None = None) -> dict[str, subprocess.Popen]:
-    return {name: start_service(name, env, log_dir) for name in SERVICES}
+def instances(count: int) -> list[str]:
+    """The instance names of `count` instances per service: "order", "order-2", ..., "inventory", ..."""
+    return [name if n == 1 else f"{name}-{n}" for name in SERVICES for n in range(1, count + 1)]
 
 
-def start_service(name: str, env: dict[str, str], log_dir: Path | None = None) -> subprocess.Popen:
-    out = open(log_dir / f"{name}.log", "ab") if log_dir else None
-    return subprocess.Popen([sys.executable, "-m", f"services.{name}.app"], env=own_environment(name, os.environ | env),
-                            stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
+def http_port(instance: str, env: dict[str, str]) -> int:
+    """Where an instance answers HTTP: its service's port (`ORDER_HTTP_PORT` in `env` or the environment, else
+    the default), plus INSTANCE_PORT_STEP for each instance before it."""
+    service, _, n = instance.partition("-")
+    first = int((os.environ | env).get(f"{service.upper()}_HTTP_PORT", HTTP_PORTS[service]))
+    return first + INSTANCE_PORT_STEP * (int(n or 1) - 1)
+
+
+def start_services(env: dict[str, str], log_dir: Path | None = None, count: int = 1) -> dict[str, subprocess.Popen]:
+    """`count` instances of each service; those of one service share its consumer group and database schema."""
+    return {instance: start_service(instance, env, log_dir) for instance in instances(count)}
+
+
+def start_service(instance: str, env: dict[str, str], log_dir: Path | None = None) -> subprocess.Popen:
+    service = instance.partition("-")[0]
+    out = open(log_dir / f"{instance}.log", "ab") if log_dir else None
+    port = {f"{service.upper()}_HTTP_PORT": str(http_port(instance, env))}
+    return subprocess.Popen([sys.executable, "-m", f"services.{service}.app"],
+                            env=own_environment(service, os.environ | env | port), stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True)
 
 
 def own_environment(name: str, env: dict[str, str]) -> dict[str, str]:
@@ -59,7 +77,7 @@ def supervise(processes: dict[str, subprocess.Popen], start: Callable[[str], sub
 def wait_healthy(env: dict[str, str], processes: dict[str, subprocess.Popen], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     for name, process in processes.items():
-        port = env.get(f"{name.upper()}_HTTP_PORT", HTTP_PORTS[name])
+        port = http_port(name, env)
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"the {name} service exited with {process.returncode}")
@@ -79,8 +97,13 @@ def stop_services(processes: dict[str, subprocess.Popen]) -> None:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
     for process in processes.values():
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stopped(process)
+
+
+def stopped(process: subprocess.Popen, timeout: float = 20) -> int:
+    """Wait for a process told to stop; killed when it takes longer than `timeout`. Returns its exit code."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()

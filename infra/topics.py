@@ -1,5 +1,5 @@
-"""Creates the public topics and their dead-letter topics with explicit partition counts (a topic
-auto-created by a produce or subscribe would get whatever the broker defaults to)."""
+"""Creates the public topics and their dead-letter topics with explicit partition counts and replication
+(a topic auto-created by a produce or subscribe would get whatever the broker defaults to)."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -14,20 +14,33 @@ from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
 DEAD_LETTER_CONFIG = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
 
 
+def replication_for(brokers: int) -> tuple[int, int]:
+    """The replication factor and min.insync.replicas for a cluster of `brokers`: each record on up to 3 of
+    them, and acknowledged to an acks=all producer once on all but one, so one broker may fail without
+    losing an acknowledged record or stopping writes."""
+    replicas = min(3, brokers)
+    return replicas, max(1, replicas - 1)
+
+
 async def create_topics(bootstrap_servers: str, partitions: int = 3, names: Sequence[str] = topics.ALL,
                         **security: Any) -> list[str]:
-    """Create the topics `names` and their dead-letter topics, those missing; returns the names created.
-    `security`: the connection's, from KafkaSettings.client_security()."""
-    configs = {name: config for topic in names
-               for name, config in ((topic, {}), (topics.dead_letter(topic), DEAD_LETTER_CONFIG))}
+    """Create the topics `names` and their dead-letter topics, those missing, replicated as the cluster's size
+    allows (`replication_for`); returns the names created. `security`: the connection's, from
+    KafkaSettings.client_security()."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **security)
     await admin.start()
     try:
+        replicas, min_insync = replication_for(len((await admin.describe_cluster())["brokers"]))
+        # One broker (the broker's default of 1 stands): Tansu takes no topic configs it does not know.
+        replication = {"min.insync.replicas": str(min_insync)} if replicas > 1 else {}
+        configs = {name: replication | config for topic in names
+                   for name, config in ((topic, {}), (topics.dead_letter(topic), DEAD_LETTER_CONFIG))}
         existing = set(await admin.list_topics())
         missing = [n for n in configs if n not in existing]
         if missing:
             try:
-                await admin.create_topics([NewTopic(n, partitions, 1, topic_configs=configs[n]) for n in missing])
+                await admin.create_topics([NewTopic(n, partitions, replicas, topic_configs=configs[n])
+                                           for n in missing])
             except TopicAlreadyExistsError:
                 pass
         return missing

@@ -77,7 +77,8 @@ async def run(args: argparse.Namespace, kafka: KafkaSettings) -> int:
 
         await rebuild.main(args.service)
         return 0
-    async with Client(kafka.kafka_bootstrap_servers, source="orderflow-cli", **kafka.client_security()) as orderflow:
+    async with Client(kafka.kafka_bootstrap_servers, source="orderflow-cli", idempotent=kafka.kafka_enable_idempotence,
+                      **kafka.client_security()) as orderflow:
         if args.verb == "tail":
             async for envelope, event in orderflow.events(from_beginning=args.from_beginning):
                 print(readable(envelope, event), flush=True)
@@ -91,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="orderflow", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--bootstrap", help="Kafka's address; KAFKA_BOOTSTRAP_SERVERS (and the KAFKA_SECURITY_PROTOCOL, "
-                     "KAFKA_SASL_* and KAFKA_SSL_* settings) by default")
+                     "KAFKA_SASL_*, KAFKA_SSL_* and KAFKA_ENABLE_IDEMPOTENCE settings) by default")
     top.add_argument("--http-host", default="127.0.0.1")
     verbs = top.add_subparsers(dest="verb", required=True)
     p = verbs.add_parser("place", help="place an order: lines as SKU:QUANTITY[:UNIT_PRICE]")
@@ -146,7 +147,9 @@ def main() -> None:
     except (ValueError, httpx.HTTPError) as error:  # a command the contract refuses, a service not running
         sys.exit(f"orderflow: {error}")
     except KafkaError as error:
-        sys.exit(f"orderflow: Kafka at {kafka.kafka_bootstrap_servers} does not answer: {error}")
+        hint = "; a broker without idempotent producers (Tansu) needs KAFKA_ENABLE_IDEMPOTENCE=false" \
+            if kafka.kafka_enable_idempotence else ""
+        sys.exit(f"orderflow: Kafka at {kafka.kafka_bootstrap_servers} does not answer: {error}{hint}")
 
 
 if __name__ == "__main__":

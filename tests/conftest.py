@@ -18,20 +18,24 @@ from infra.certificates import broker_certificate
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # connection refusals while brokers start
 
 
-def free_port(pair: bool = False) -> int:
-    """A free port (and the one after it, when `pair`: a KRaft node's controller listens there)."""
+def free_port(also: tuple[int, ...] = ()) -> int:
+    """A free port, with the ports that far above it free too (1: a KRaft node's controller listens on the
+    port after its own; 100, 200: the HTTP ports of a service's second and third instances)."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if not pair:
+        if port + max(also, default=0) <= 65535 and all(_free(port + offset) for offset in also):
             return port
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def docker_answers() -> bool:
@@ -132,7 +136,7 @@ def apache_kafka(tmp_path_factory) -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    broker = kafka.start_apache_kafka(free_port(pair=True), tmp_path_factory.mktemp("apache-kafka"))
+    broker = kafka.start_apache_kafka(free_port(also=(1,)), tmp_path_factory.mktemp("apache-kafka"))
     yield broker.bootstrap_servers
     broker.stop()
 

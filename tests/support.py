@@ -59,11 +59,12 @@ class Bus:
 
     bootstrap_servers: str
     security: dict[str, Any] = field(default_factory=dict)  # KafkaSettings.client_security() of a secured broker
+    idempotent: bool = True  # False for Tansu
     records: list[Record] = field(default_factory=list)
 
     async def start(self) -> "Bus":
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=False,
-                                          **self.security)
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all",
+                                          enable_idempotence=self.idempotent, **self.security)
         self._consumer = AIOKafkaConsumer(*WATCHED, bootstrap_servers=self.bootstrap_servers, group_id=None,
                                           auto_offset_reset="earliest", enable_auto_commit=False, **self.security)
         await self._producer.start()

@@ -135,10 +135,10 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     logs.configure(service.name, settings.log_level, settings.log_format)
     tracing.configure(service.name, settings.otel_exporter_otlp_endpoint)
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_bootstrap_servers.split(","),  # FastStream takes a string as one host, a list as several
         security=settings.broker_security(),  # the relay and the dead letters publish through it too
-        acks="all",
-        enable_idempotence=False,  # Tansu cannot; the outbox and the inbox give effectively-once anyway
+        acks="all",  # the relay's events and the dead letters alike: on every in-sync replica
+        enable_idempotence=settings.kafka_enable_idempotence,
         linger_ms=2,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the handler returns; on error seek back
         allow_auto_create_topics=False,

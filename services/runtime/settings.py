@@ -44,6 +44,9 @@ class KafkaSettings(BaseSettings):
     kafka_ssl_cafile: FilePath | None = None
     kafka_ssl_certfile: FilePath | None = None
     kafka_ssl_keyfile: FilePath | None = None
+    # An idempotent producer: a send retried after a broker failed over is written once, in order. Tansu
+    # cannot (it refuses InitProducerId): false there.
+    kafka_enable_idempotence: bool = True
 
     @model_validator(mode="after")
     def _fits_the_protocol(self) -> "KafkaSettings":

@@ -4,6 +4,9 @@ Tansu, driven through the public topics."""
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from infra.mailsink import MailSink
-from infra.services import start_services, stop_services, wait_healthy
+from infra.services import SERVICES, http_port, start_service, start_services, stop_services, stopped, wait_healthy
 from infra.topics import create_topics
 from tests.conftest import Database, free_port
 from tests.support import Bus
@@ -86,7 +89,8 @@ class Stack:
 async def stack(request, database_factory, tmp_path_factory):
     bootstrap = request.getfixturevalue("apache_kafka" if request.param == "apache-kafka" else "tansu")
     async with running_stack(request.param, tmp_path_factory.mktemp(f"stack-{request.param}"), database_factory(),
-                             KAFKA_BOOTSTRAP_SERVERS=bootstrap) as stack:
+                             KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                             KAFKA_ENABLE_IDEMPOTENCE=str(request.param != "tansu").lower()) as stack:
         yield stack
 
 
@@ -112,7 +116,7 @@ async def running_stack(label: str, folder: Path, database: Database, mail: Mail
     processes = start_services(env, log_dir=folder)
     try:
         await asyncio.to_thread(wait_healthy, env, processes)
-        bus = await Bus(bootstrap, kafka_security).start()
+        bus = await Bus(bootstrap, kafka_security, idempotent=env.get("KAFKA_ENABLE_IDEMPOTENCE") != "false").start()
         yield Stack(label, bus, mail, webhook, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}, folder,
                     database)
         await bus.stop()
@@ -120,3 +124,49 @@ async def running_stack(label: str, folder: Path, database: Database, mail: Mail
         stop_services(processes)
         mail.stop()
         await webhook.stop()
+
+
+@dataclass
+class Instances:
+    """Instances of the services as processes, by name ("order", "inventory-2", ...), with their mail sink."""
+
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen]
+    mail: MailSink
+    log_dir: Path
+
+    def url(self, instance: str) -> str:
+        return f"http://127.0.0.1:{http_port(instance, self.env)}"
+
+    async def get(self, instance: str, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.url(instance)) as client:
+            return await client.get(path)
+
+    def stop(self, instance: str) -> int:
+        """SIGTERM, as an orchestrator stops a container: it finishes its batch and leaves its group."""
+        process = self.processes[instance]
+        os.killpg(process.pid, signal.SIGTERM)
+        return stopped(process)
+
+    def start(self, instance: str) -> None:
+        self.processes[instance] = start_service(instance, self.env, self.log_dir)
+        wait_healthy(self.env, {instance: self.processes[instance]})
+
+
+@contextlib.asynccontextmanager
+async def instances_of(bootstrap: str, database: Database, folder: Path, names: list[str]) -> AsyncIterator[Instances]:
+    """The named instances on a broker and a database, healthy; stopped on leaving."""
+    mail = MailSink(folder / "mail", port=free_port()).start()
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SMTP_URL": mail.url,
+        "KAFKA_SESSION_TIMEOUT_MS": "2000",
+    } | database.environment | {f"{name.upper()}_HTTP_PORT": str(free_port(also=(100, 200))) for name in SERVICES}
+    running = Instances(env, {}, mail, folder)
+    try:
+        running.processes = {name: start_service(name, env, folder) for name in names}
+        await asyncio.to_thread(wait_healthy, env, running.processes)
+        yield running
+    finally:
+        stop_services(running.processes)
+        mail.stop()

@@ -11,10 +11,15 @@ from contracts.topics import INVENTORY_EVENTS, ORDERS_EVENTS
 from tests.support import unique
 
 
+def cli_environment(stack) -> dict[str, str]:
+    """What a user of the stack sets: the services' ports, and no idempotent producer on Tansu."""
+    return os.environ | {f"{name.upper()}_HTTP_PORT": str(urlsplit(url).port) for name, url in stack.http.items()} | {
+        "KAFKA_ENABLE_IDEMPOTENCE": str(stack.bus.idempotent).lower()}
+
+
 async def orderflow(stack, *args: str, timeout: float = 30) -> tuple[int, str]:
-    env = os.environ | {f"{name.upper()}_HTTP_PORT": str(urlsplit(url).port) for name, url in stack.http.items()}
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", "--bootstrap", stack.bus.bootstrap_servers,
-                                                   *args, env=env, stdout=asyncio.subprocess.PIPE,
+                                                   *args, env=cli_environment(stack), stdout=asyncio.subprocess.PIPE,
                                                    stderr=asyncio.subprocess.STDOUT)
     out, _ = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, out.decode()
@@ -41,11 +46,11 @@ async def test_an_order_placed_and_shipped_from_the_command_line_is_followed_the
 
     tail = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", "--bootstrap",
                                                 stack.bus.bootstrap_servers, "tail", "--from-beginning",
-                                                stdout=asyncio.subprocess.PIPE)
+                                                env=cli_environment(stack), stdout=asyncio.subprocess.PIPE)
     try:
         while order_id not in (line := (await asyncio.wait_for(tail.stdout.readline(), 30)).decode()) \
                 or "OrderShipped" not in line:
-            pass
+            assert line, "orderflow tail exited"
         assert 'tracking_number="T-9"' in line
     finally:
         tail.terminate()

@@ -1,7 +1,9 @@
 """docker-compose.yml cannot be run here (no Docker engine): it is kept right by checking that its
-services, environment and ports agree with what the code reads, and that Prometheus scrapes each service
-and the Grafana dashboard queries only metrics the services expose, by the labels they have."""
+services, environment and ports agree with what the code reads, in each profile (one broker, or the
+three-node cluster), and that Prometheus scrapes each service and the Grafana dashboard queries only
+metrics the services expose, by the labels they have."""
 
+import base64
 import json
 import re
 import tomllib
@@ -13,12 +15,15 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from infra.services import SERVICES
+from infra.topics import replication_for
 from services.runtime import metrics
 from services.runtime.service import GRACEFUL_TIMEOUT_S, SCRAPE_TIMEOUT_S
 from services.runtime.settings import HTTP_PORTS, Settings
 
 ROOT = Path(__file__).parents[2]
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+COMPOSE_FILE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+COMPOSE = COMPOSE_FILE["services"]
+COMPOSE_VOLUMES = COMPOSE_FILE["volumes"]
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -29,9 +34,12 @@ def test_each_service_runs_its_module_with_settings_that_reach_the_compose_peers
         monkeypatch.setenv(key, str(value))
     settings = Settings(service=name)
 
-    kafka_host, kafka_port = settings.kafka_bootstrap_servers.split(":")
-    assert kafka_host in COMPOSE and kafka_port == "9092"
-    assert "kafka:9092" in COMPOSE[kafka_host]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    for profile in PROFILES:  # the brokers it names that run are those of the profile, each reachable there
+        brokers = {h: port for h, port in (s.split(":") for s in settings.kafka_bootstrap_servers.split(","))
+                   if h in active(profile)}
+        assert brokers.keys() == set(kafka_nodes(profile)), profile
+        for host, port in brokers.items():
+            assert f"PLAINTEXT://{host}:{port}" in COMPOSE[host]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     # Its own login, the one `migrate` sets up, on the database of the compose PostgreSQL.
     database = urlsplit(settings.database_url.get_secret_value())
     assert settings.database_url.get_secret_value() == COMPOSE["migrate"]["environment"][f"{name.upper()}_DATABASE_URL"]
@@ -60,6 +68,63 @@ def test_migrate_sets_up_each_services_login_as_the_admin_of_the_compose_postgre
     logins = [urlsplit(environment[f"{name.upper()}_DATABASE_URL"]) for name in SERVICES]
     assert all((login.hostname, login.port, login.path) == (admin.hostname, admin.port, admin.path) for login in logins)
     assert len({login.username for login in logins}) == len({login.password for login in logins}) == len(SERVICES)
+
+
+PROFILES = ("single", "cluster")
+
+
+def active(profile: str) -> set[str]:
+    """The services `docker compose --profile <profile> up` runs: those without profiles, and the profile's."""
+    return {name for name, spec in COMPOSE.items() if profile in spec.get("profiles", [profile])}
+
+
+def kafka_nodes(profile: str) -> list[str]:
+    return sorted(name for name in active(profile) if COMPOSE[name]["image"].startswith("apache/kafka:"))
+
+
+def test_the_one_node_broker_is_the_default_profile_and_the_cluster_one_of_three_nodes():
+    assert re.search(r"^COMPOSE_PROFILES=single$", (ROOT / ".env").read_text(), re.M)
+    assert kafka_nodes("single") == ["kafka"]
+    assert kafka_nodes("cluster") == ["kafka-1", "kafka-2", "kafka-3"]
+    for profile in PROFILES:  # what a service waits for is there, or not required in the other profile
+        for name in active(profile):
+            for dependency, condition in COMPOSE[name].get("depends_on", {}).items():
+                assert dependency in active(profile) or condition.get("required") is False, (profile, name, dependency)
+        assert set(kafka_nodes(profile)) <= COMPOSE["topics"]["depends_on"].keys()
+
+
+def test_the_cluster_is_three_voters_of_one_cluster_each_with_its_ports_and_data():
+    nodes = {name: COMPOSE[name] for name in kafka_nodes("cluster")}
+    environments = [node["environment"] for node in nodes.values()]
+    assert {node["image"] for node in nodes.values()} == {COMPOSE["kafka"]["image"]}
+    [cluster_id] = {e["CLUSTER_ID"] for e in environments}
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16  # a UUID, as `kafka-storage format` wants it
+    assert {e["KAFKA_NODE_ID"] for e in environments} == {1, 2, 3}
+    host_ports = set()
+    for name, node in nodes.items():
+        environment = node["environment"]
+        assert environment["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        listeners = dict(l.split("://") for l in environment["KAFKA_LISTENERS"].split(","))
+        advertised = dict(l.split("://") for l in environment["KAFKA_ADVERTISED_LISTENERS"].split(","))
+        voters = dict(v.split("@") for v in environment["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(","))
+        assert voters[str(environment["KAFKA_NODE_ID"])] == f"{name}:{listeners['CONTROLLER'].rsplit(':', 1)[1]}"
+        assert advertised["PLAINTEXT"] == f"{name}:{listeners['PLAINTEXT'].rsplit(':', 1)[1]}"
+        host_port = advertised["HOST"].removeprefix("localhost:")
+        assert f"{host_port}:{listeners['HOST'].rsplit(':', 1)[1]}" in node["ports"]
+        host_ports.add(host_port)
+        [volume] = node["volumes"]
+        assert volume == f"{name}-data:{environment['KAFKA_LOG_DIRS']}" and f"{name}-data" in COMPOSE_VOLUMES
+    assert len(voters) == 3 and len(host_ports) == 3
+
+
+def test_the_cluster_replicates_as_the_local_cluster_does():
+    replicas, min_insync = replication_for(3)
+    for name in kafka_nodes("cluster"):
+        environment = COMPOSE[name]["environment"]
+        assert environment["KAFKA_DEFAULT_REPLICATION_FACTOR"] == environment["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] \
+            == environment["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == replicas
+        assert environment["KAFKA_MIN_INSYNC_REPLICAS"] == environment["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] \
+            == min_insync
 
 
 def test_the_broker_is_apache_kafka_in_kraft_mode_at_the_local_brokers_version_reachable_from_the_host():
