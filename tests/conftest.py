@@ -148,7 +148,7 @@ def sasl_ssl_kafka(tmp_path_factory) -> Iterator[kafka.Broker]:
     folder = tmp_path_factory.mktemp("apache-kafka-sasl-ssl")
     keystore, cafile = broker_certificate(folder / "tls")
     user = kafka.SaslSsl(keystore, cafile, username="orderflow", password=secrets.token_urlsafe(18))
-    broker = kafka.start_apache_kafka(free_port(pair=True), folder / "broker", sasl_ssl=user)
+    broker = kafka.start_apache_kafka(free_port(also=(1,)), folder / "broker", sasl_ssl=user)
     yield broker
     broker.stop()
 
