@@ -1,5 +1,7 @@
 """Settings from the environment: typed, secrets kept out of logs, a bad value named at start."""
 
+from datetime import timedelta
+
 import pytest
 
 from services.runtime.settings import load
@@ -27,3 +29,9 @@ def test_a_bad_setting_stops_the_service_with_a_message_that_names_it(monkeypatc
     with pytest.raises(SystemExit) as stopped:
         load("order")
     assert why in str(stopped.value) and "invalid setting" in str(stopped.value)
+
+
+def test_the_inbox_remembers_message_ids_longer_than_the_topics_keep_them():
+    from infra.topics import TOPIC_RETENTION
+
+    assert timedelta(hours=load("order").inbox_retention_hours) > TOPIC_RETENTION
