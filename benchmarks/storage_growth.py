@@ -169,7 +169,7 @@ async def settled(url: str, timeout: float) -> None:
 
 def report(before: dict, after: dict, orders: int) -> None:
     per = 1000 / orders
-    print(f"\nper 1,000 orders ({orders} run){'':22}{'rows':>9}{'bytes':>12}{'bytes/row':>11}  prunable rows")
+    print(f"\nper 1,000 orders (of {orders} run)           {'rows':>9}{'bytes':>12}{'bytes/row':>11}  rows retention prunes")
     total = 0
     for schema in SCHEMAS:
         for (s, table), (rows, size, prunable) in sorted(after.items()):
@@ -179,9 +179,9 @@ def report(before: dict, after: dict, orders: int) -> None:
             added_rows, added = (rows - rows0) * per, (size - size0) * per
             total += added
             per_row = f"{(size - size0) / (rows - rows0):,.0f}" if rows > rows0 else "-"
-            print(f"  {s}.{table:<40}{added_rows:>9,.0f}{added:>12,.0f}{per_row:>11}  "
+            print(f"  {f'{s}.{table}':<42}{added_rows:>9,.0f}{added:>12,.0f}{per_row:>11}  "
                   + (f"{(prunable - prunable0) * per:,.0f}" if table in PRUNABLE else ""))
-    print(f"  {'total':<54}{'':>9}{total:>12,.0f}  ({total / 1000:,.0f} bytes per order)")
+    print(f"  {'total':<42}{'':>9}{total:>12,.0f}  ({total / 1000:,.0f} bytes per order)")
 
 
 async def main(orders: int, timeout: float) -> None:

@@ -3,6 +3,7 @@ was handled is never handled twice, whatever Kafka redelivers; and forgets messa
 redeliver them."""
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -35,6 +36,6 @@ async def claim(conn: asyncpg.Connection, messages: Sequence[Message], key: Call
     return [message for k, message in first.items() if k in claimed]
 
 
-async def prune(pool: asyncpg.Pool, older_than, batch_size: int) -> int:
+async def prune(pool: asyncpg.Pool, older_than: datetime, batch_size: int) -> int:
     """Delete up to `batch_size` message ids handled before `older_than`; returns how many."""
     return int((await pool.execute(PRUNE, older_than, batch_size)).split()[-1])
