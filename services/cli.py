@@ -99,9 +99,8 @@ async def dead_letters(args: argparse.Namespace) -> int:
         done = await dlq.redriven(args.bootstrap, letters)
         print(f"{len(letters)} dead letters" + (f", {len(done)} of them re-driven" if done else ""))
         for letter in letters:
-            original = f"{letter.original.topic}/{letter.original.partition}/{letter.original_offset}"
             key = (letter.record.key or b"").decode(errors="replace")
-            print(f"{letter.id}  {letter.time:%Y-%m-%dT%H:%M:%SZ}  from {original}  key={key}"
+            print(f"{letter.id}  {letter.time:%Y-%m-%dT%H:%M:%SZ}  from {letter.origin}  key={key}"
                   + ("  (re-driven)" if letter.id in done else "")
                   + f"\n    reason: {letter.reason}\n    value:  {letter.preview()}")
         return 0
@@ -116,7 +115,9 @@ async def dead_letters(args: argparse.Namespace) -> int:
     for letter in sent:
         print(f"re-driven {letter.id} to {letter.original.topic}/{letter.original.partition}")
     for letter in passed:
-        print(f"passed over {letter.id}: re-driven before")
+        why = f"its value was too large for the DLQ: send it again from {letter.origin}" if letter.value_left_out \
+            else "re-driven before"
+        print(f"passed over {letter.id}: {why}")
     print(f"{len(sent)} re-driven, {len(passed)} passed over")
     return 0
 

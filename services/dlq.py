@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
+from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES, VALUE_LEFT_OUT
 
 REDRIVEN_FROM = "orderflow.redriven-from"
 DLQ_SUFFIX = ".dlq"
@@ -51,8 +51,18 @@ class DeadLetter:
         return TopicPartition(topic, int(self.header("dlq.original.partition") or self.record.partition))
 
     @property
+    def value_left_out(self) -> bool:
+        """Sent without its value, too large for the DLQ: there is nothing here to re-drive."""
+        return not self.record.value and VALUE_LEFT_OUT in self.reason
+
+    @property
     def original_offset(self) -> str:
         return self.header("dlq.original.offset") or "?"
+
+    @property
+    def origin(self) -> str:
+        """Where it came from, as `topic/partition/offset`."""
+        return f"{self.original.topic}/{self.original.partition}/{self.original_offset}"
 
     def original_headers(self) -> list[tuple[str, bytes]]:
         """The headers to re-drive with: the original ones as they came (those copied in base64 decoded), without
@@ -127,10 +137,10 @@ async def redriven(bootstrap: str, letters: Sequence[DeadLetter]) -> set[str]:
 
 
 async def redrive(bootstrap: str, letters: Sequence[DeadLetter]) -> tuple[list[DeadLetter], list[DeadLetter]]:
-    """Send each of `letters` not re-driven before to its original topic and partition; returns those sent and
-    those passed over (re-driven before)."""
+    """Send each of `letters` not re-driven before (and not without its value) to its original topic and
+    partition; returns those sent and those passed over."""
     done = await redriven(bootstrap, letters)
-    todo = [letter for letter in letters if letter.id not in done]
+    todo = [letter for letter in letters if letter.id not in done and not letter.value_left_out]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
                                 max_request_size=DEAD_LETTER_MAX_BYTES)
     await producer.start()
@@ -140,7 +150,8 @@ async def redrive(bootstrap: str, letters: Sequence[DeadLetter]) -> tuple[list[D
                                          partition=letter.original.partition, headers=letter.original_headers())
     finally:
         await producer.stop()
-    return todo, [letter for letter in letters if letter.id in done]
+    sent = {letter.id for letter in todo}
+    return todo, [letter for letter in letters if letter.id not in sent]
 
 
 async def _read(bootstrap: str, since: dict[TopicPartition, datetime | None]) -> list[ConsumerRecord]:

@@ -22,7 +22,7 @@ def test_a_dead_letter_is_redriven_with_the_original_headers_restored_and_its_ow
         (REDRIVEN_FROM, b"orders.commands.dlq/0/1")])  # re-driven before, and dead-lettered again
 
     assert letter.id == "orders.commands.dlq/1/7"
-    assert (letter.original.topic, letter.original.partition, letter.original_offset) == ("orders.commands", 2, "40")
+    assert letter.origin == "orders.commands/2/40"
     assert letter.reason == "not JSON"
     assert letter.original_headers() == [("content-type", b"application/cloudevents+json"), ("x-trace", b"\xff\x00"),
                                          ("x-none", b""), (REDRIVEN_FROM, b"orders.commands.dlq/1/7")]
@@ -47,3 +47,10 @@ def test_filters_select_by_original_topic_reason_and_time():
 def test_since_is_a_time_ago_or_an_iso_time():
     assert abs(parse_since("2h") - (datetime.now(UTC) - timedelta(hours=2))) < timedelta(seconds=5)
     assert parse_since("2026-11-25T10:00:00") == datetime(2026, 11, 25, 10, tzinfo=UTC)
+
+
+def test_a_dead_letter_sent_without_its_value_is_not_redriven_empty():
+    left_out = dead_letter(b"", [("dlq.error", b"not JSON; its value of 3000000 bytes was too large for the "
+                                               b"dead-letter topic: read it at the original offset")])
+    assert left_out.value_left_out
+    assert not dead_letter(b"", [("dlq.error", b"empty message value")]).value_left_out
