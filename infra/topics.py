@@ -2,6 +2,7 @@
 (a topic auto-created by a produce or subscribe would get whatever the broker defaults to)."""
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -10,8 +11,12 @@ from aiokafka.errors import TopicAlreadyExistsError
 from contracts import topics
 from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
 
+# How long every topic keeps its records, whatever the broker's default: the inbox must remember a message id
+# for longer (INBOX_RETENTION_HOURS), so that nothing Kafka can still deliver is handled twice.
+TOPIC_RETENTION = timedelta(days=7)
+TOPIC_CONFIG = {"retention.ms": str(int(TOPIC_RETENTION / timedelta(milliseconds=1)))}
 # A dead letter carries a whole record of its topic plus headers: it must fit where the record did not have to.
-DEAD_LETTER_CONFIG = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
+DEAD_LETTER_CONFIG = TOPIC_CONFIG | {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
 
 
 def replication_for(brokers: int) -> tuple[int, int]:
@@ -34,7 +39,7 @@ async def create_topics(bootstrap_servers: str, partitions: int = 3, names: Sequ
         # One broker (the broker's default of 1 stands): Tansu takes no topic configs it does not know.
         replication = {"min.insync.replicas": str(min_insync)} if replicas > 1 else {}
         configs = {name: replication | config for topic in names
-                   for name, config in ((topic, {}), (topics.dead_letter(topic), DEAD_LETTER_CONFIG))}
+                   for name, config in ((topic, TOPIC_CONFIG), (topics.dead_letter(topic), DEAD_LETTER_CONFIG))}
         existing = set(await admin.list_topics())
         missing = [n for n in configs if n not in existing]
         if missing:

@@ -5,6 +5,8 @@ status and a SKU's availability, follow the events readably, rebuild a service's
     orderflow ship ord-1 --carrier DHL --tracking JD0001
     orderflow status ord-1
     orderflow tail
+    orderflow dead-letters list --topic inventory.commands --since 2h
+    orderflow dead-letters redrive inventory.commands.dlq/0/12
 """
 
 import argparse
@@ -20,6 +22,7 @@ from aiokafka.errors import KafkaError
 
 from contracts import commands
 from contracts.client import Client
+from services import dlq
 from services.runtime.settings import HTTP_PORTS, KafkaSettings, load_kafka
 
 
@@ -72,6 +75,8 @@ async def run(args: argparse.Namespace, kafka: KafkaSettings) -> int:
             answer = await http.get(path)
         print(json.dumps(answer.json(), indent=2))
         return 0 if answer.status_code == 200 else 1
+    if args.verb == "dead-letters":
+        return await dead_letters(args, kafka)
     if args.verb == "rebuild":
         from services import rebuild
 
@@ -85,6 +90,36 @@ async def run(args: argparse.Namespace, kafka: KafkaSettings) -> int:
             return 0
         sent = await orderflow.send(command(args))
         print(f"sent {sent.type} {sent.subject} (message id {sent.id})")
+    return 0
+
+
+async def dead_letters(args: argparse.Namespace, kafka: KafkaSettings) -> int:
+    which = dlq.Filter(args.topic, args.reason, dlq.parse_since(args.since) if args.since else None)
+    letters = await dlq.read(kafka, which)
+    if args.action == "list":
+        done = await dlq.redriven(kafka, letters)
+        print(f"{len(letters)} dead letters" + (f", {len(done)} of them re-driven" if done else ""))
+        for letter in letters:
+            key = (letter.record.key or b"").decode(errors="replace")
+            print(f"{letter.id}  {letter.time:%Y-%m-%dT%H:%M:%SZ}  from {letter.origin}  key={key}"
+                  + ("  (re-driven)" if letter.id in done else "")
+                  + f"\n    reason: {letter.reason}\n    value:  {letter.preview()}")
+        return 0
+    if bool(args.ids) == args.all:
+        raise ValueError("name the dead letters to re-drive (TOPIC/PARTITION/OFFSET, as listed), or --all of a filter")
+    if args.ids:
+        chosen = {letter.id: letter for letter in letters}
+        if missing := [i for i in args.ids if i not in chosen]:
+            raise ValueError(f"no such dead letter (or not matching the filter): {', '.join(missing)}")
+        letters = [chosen[i] for i in args.ids]
+    sent, passed = await dlq.redrive(kafka, letters)
+    for letter in sent:
+        print(f"re-driven {letter.id} to {letter.original.topic}/{letter.original.partition}")
+    for letter in passed:
+        why = f"its value was too large for the DLQ: send it again from {letter.origin}" if letter.value_left_out \
+            else "re-driven before"
+        print(f"passed over {letter.id}: {why}")
+    print(f"{len(sent)} re-driven, {len(passed)} passed over")
     return 0
 
 
@@ -132,6 +167,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("sku")
     p = verbs.add_parser("tail", help="follow the events, one readable line each")
     p.add_argument("--from-beginning", action="store_true")
+    p = verbs.add_parser("dead-letters", help="list the dead letters, or re-drive them to their original topic")
+    actions = p.add_subparsers(dest="action", required=True)
+    for action in ("list", "redrive"):
+        a = actions.add_parser(action, help="what is in the dead-letter topics, with why" if action == "list" else
+                               "send dead letters again to their original topic, once")
+        if action == "redrive":
+            a.add_argument("ids", nargs="*", help="TOPIC/PARTITION/OFFSET of a dead letter, as listed")
+            a.add_argument("--all", action="store_true", help="every dead letter that matches the filter")
+        a.add_argument("--topic", help="of this original topic (e.g. orders.commands)")
+        a.add_argument("--reason", help="whose reason contains this text")
+        a.add_argument("--since", help="dead-lettered since: 30m, 2h, 7d ago, or an ISO 8601 time")
     p = verbs.add_parser("rebuild", help="rebuild a service's read models from its event store")
     p.add_argument("service", choices=("order", "inventory"))
     return top

@@ -82,7 +82,7 @@ class Bus:
             batches = await self._consumer.getmany(timeout_ms=100)
             for records in batches.values():
                 for r in records:
-                    headers = {k: v.decode(errors="replace") for k, v in r.headers or ()}
+                    headers = {k: (v or b"").decode(errors="replace") for k, v in r.headers or ()}  # a header may have no value
                     self.records.append(Record(r.topic, r.key, r.value, headers))
 
     async def send(self, topic: str, command: BaseModel, key: str, **envelope) -> Envelope:

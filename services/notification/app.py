@@ -43,6 +43,7 @@ SERVICE = Service(
     key_field="order_id",
     background=background,
     gauges=gauges,
+    prunes={"sent notifications": outbox.prune_sent},
 )
 
 if __name__ == "__main__":

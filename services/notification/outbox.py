@@ -82,6 +82,12 @@ PENDING_BY_CHANNEL = """
 SELECT channel, count(*) AS pending FROM notification_outbox
 WHERE sent_at IS NULL AND failed_reason IS NULL GROUP BY channel
 """
+# Sent rows only keep their cause from being told twice, which the inbox does too: pruned as its message ids
+# are (retention.py), in bounded batches. A refused one stays: it is what an operator acts on.
+PRUNE_SENT = """
+DELETE FROM notification_outbox WHERE (notification_id, channel) IN (
+    SELECT notification_id, channel FROM notification_outbox WHERE sent_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)
+"""
 
 
 @dataclass(frozen=True)
@@ -168,3 +174,8 @@ async def release(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) ->
 async def pending_by_channel(pool: asyncpg.Pool) -> dict[str, int]:
     """How many notifications wait to be sent (due or not, leased or not) on each channel that has any."""
     return {r["channel"]: r["pending"] for r in await pool.fetch(PENDING_BY_CHANNEL)}
+
+
+async def prune_sent(pool: asyncpg.Pool, older_than: datetime, batch_size: int) -> int:
+    """Delete up to `batch_size` notifications sent before `older_than`; returns how many."""
+    return int((await pool.execute(PRUNE_SENT, older_than, batch_size)).split()[-1])

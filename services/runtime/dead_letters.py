@@ -22,6 +22,8 @@ DeadLetter = tuple[ConsumerRecord, str, Envelope | None]  # the record, why, and
 # A dead letter is the original record and our headers. The dead-letter topics (infra/topics.py) and our
 # producer take twice Kafka's default record size, so whatever a topic accepted fits in its DLQ.
 DEAD_LETTER_MAX_BYTES = 2 * 1024 * 1024
+# In the reason of a dead letter sent without its value, which was too large even for the dead-letter topic.
+VALUE_LEFT_OUT = "was too large for the dead-letter topic"
 
 
 class DeadLetters:
@@ -53,8 +55,8 @@ class DeadLetters:
         value = record.value or b""
         headers = _copied_headers(record)
         if too_large:
-            reason = f"{reason[:1500]}; its value of {len(value)} bytes was too large for the dead-letter topic: " \
-                     "read it at the original offset"
+            reason = f"{reason[:1500]}; its value of {len(value)} bytes {VALUE_LEFT_OUT}: read it at the original " \
+                     "offset"
             value = b""
         # FastStream sets a content-type of its own, empty for bytes: the original's stands (under FastStream's
         # name for it), else (none, or an empty one) the one the value was read as, so that a CloudEvents

@@ -72,6 +72,8 @@ def _parse(subscription: Subscription, value: bytes | None, headers: Headers) ->
         raise Unhandleable("empty message value")
     binary = is_binary_mode(headers)
     raw = _binary_envelope(value, headers) if binary else _json(value)
+    if _holds_nul(raw):  # valid to the models, but PostgreSQL stores it in no text or jsonb: refused here
+        raise Unhandleable("a text holds the NUL character (\\u0000), which cannot be stored")
     try:
         envelope = Envelope.model_validate(raw)
     except ValidationError as error:
@@ -106,6 +108,22 @@ def _binary_envelope(value: bytes, headers: Headers) -> dict[str, Any]:
             raise Unhandleable(f"binary mode with the header {key} twice")
         attributes[name] = _text(key, raw)
     return attributes | {"datacontenttype": "application/json", "data": _json(value)}
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any text in the decoded JSON (a key or a string, at any depth) holds U+0000."""
+    waiting = [value]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            waiting += item.keys()
+            waiting += item.values()
+        elif isinstance(item, list):
+            waiting += item
+    return False
 
 
 def _traceparent_header(headers: Headers) -> str | None:

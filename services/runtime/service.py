@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import asyncpg
 import structlog
@@ -23,13 +24,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from services.runtime import db, docs, metrics, tracing
+from services.runtime import db, docs, inbox, metrics, tracing
 from services.runtime import logging as logs
 from services.runtime.consumer import BatchConsumer, Handler
 from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
 from services.runtime.http import ReadEndpoint
 from services.runtime.messages import Message, Subscription
 from services.runtime.relay import OutboxRelay, unpublished
+from services.runtime.retention import Prune, prune_forever
 from services.runtime.settings import Settings, load
 
 log = structlog.get_logger()
@@ -56,6 +58,8 @@ class Service:
     # Gauges of its own read when /metrics is scraped (beside the runtime's: consumer lag, outbox backlog),
     # each with what reads its values.
     gauges: Callable[["Runtime"], dict[Gauge, metrics.Read]] = lambda runtime: {}
+    # Tables of its own pruned beside the inbox, by name (see retention.py).
+    prunes: dict[str, Prune] = field(default_factory=dict)
 
 
 @dataclass
@@ -197,6 +201,9 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         await broker.connect()
         runtime.loops = [asyncio.create_task(runtime.relay.run())]
         runtime.loops += [asyncio.create_task(loop) for loop in service.background(runtime)]
+        runtime.loops.append(asyncio.create_task(prune_forever(
+            runtime.pool, {"inbox": inbox.prune} | service.prunes, timedelta(hours=settings.inbox_retention_hours),
+            settings.prune_interval_s)))
         await broker.start()
         log.info("service started", topics=[s.topic for s in service.subscriptions],
                  http=f"http://{settings.http_host}:{settings.http_port}")

@@ -128,6 +128,11 @@ class Settings(KafkaSettings):
     eta_review_s: Seconds = 3600
     # ETA changes to one order within this window make one mail.
     eta_update_window_s: Annotated[float, Field(ge=0)] = 60
+    # Inbox message ids (and sent notifications) older than this are pruned, every PRUNE_INTERVAL_S. It must
+    # stay longer than the topics' retention (infra/topics.py: 7 days), or a message Kafka still holds could
+    # be handled twice; twice it covers a consumer that was down, or a dead letter re-driven, meanwhile.
+    inbox_retention_hours: Annotated[int, Field(ge=1)] = 14 * 24
+    prune_interval_s: Seconds = 3600
     # The storefront's webhook: every notification is also POSTed there, signed with the secret.
     webhook_url: str | None = None
     webhook_secret: SecretStr = SecretStr("")

@@ -1,5 +1,6 @@
 """Reading records in either content mode of the CloudEvents Kafka binding, binary ones made by the official SDK."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -139,3 +140,22 @@ def test_with_tracing_off_a_service_sends_on_the_traceparent_it_was_given():
 
     assert tracing.traceparent(span) == TRACEPARENT
     assert tracing.traceparent(tracing.tracer.start_span("handle", tracing.parent(None))) is None
+
+
+@pytest.mark.parametrize("where", ["data", "key", "attribute", "header"])
+def test_text_holding_nul_which_postgresql_cannot_store_is_refused_before_any_handler(where):
+    envelope = Envelope.wrap(PLACE, source="tests").model_dump(mode="json")
+    headers = STRUCTURED
+    match where:
+        case "data":
+            envelope["data"]["lines"][0]["sku"] = "AN\x00VIL"
+        case "key":
+            envelope["data"]["lines"][0]["note\x00"] = 1
+        case "attribute":
+            envelope["subject"] = "ord-1\x00"
+    value = Envelope.model_validate(envelope).to_bytes() if where != "key" else json.dumps(envelope).encode()
+    if where == "header":
+        headers, value = binary(Envelope.wrap(PLACE, source="tests"), ce_source=b"shop\x00")
+
+    with pytest.raises(Unhandleable, match="NUL"):
+        parse(COMMANDS, value, headers)

@@ -1,5 +1,6 @@
 """Settings from the environment: typed, secrets kept out of logs, a bad value named at start."""
 
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from faststream.security import SASLScram256
 
 from infra.certificates import broker_certificate
+from infra.topics import TOPIC_RETENTION
 from services.runtime.db import local_url
 from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, admin_database_url, load, load_kafka
 
@@ -122,3 +124,7 @@ def test_kafka_settings_that_do_not_fit_together_stop_the_service_naming_the_var
     with pytest.raises(SystemExit) as stopped:
         load("inventory")
     assert named in str(stopped.value) and "invalid setting" in str(stopped.value)
+
+
+def test_the_inbox_remembers_message_ids_longer_than_the_topics_keep_them():
+    assert timedelta(hours=load("order").inbox_retention_hours) > TOPIC_RETENTION
