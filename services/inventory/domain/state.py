@@ -14,6 +14,7 @@ from contracts.events import (
     BackorderEtaChanged,
     BackorderFulfilled,
     Event,
+    LeadTimeLearned,
     ProductDiscontinued,
     ProductRegistered,
     ProductUpdated,
@@ -111,6 +112,7 @@ class Sku:
     reservations_made: int = 0
     enqueued_units: int = 0  # ever put at the tail of the queue
     removed_units: int = 0  # ever taken out of it (filled, cancelled, shipped)
+    learned_lead_time_days: int | None = None  # a high quantile of the deliveries so far; else the product's
     changes: Changes = field(default_factory=Changes, compare=False, repr=False)
 
     @property
@@ -124,6 +126,9 @@ class Sku:
 
     @property
     def lead_time(self) -> timedelta:
+        """What an ETA resting on the lead time adds: the learned lead time, the product's until there is one."""
+        if self.learned_lead_time_days is not None:
+            return timedelta(days=self.learned_lead_time_days)
         return timedelta(days=self.product.lead_time_days if self.product else 0)
 
     def head(self) -> Iterator[Backorder]:
@@ -157,6 +162,8 @@ def evolve(state: Sku, event: Event) -> Sku:
         case ProductRegistered() | ProductUpdated():
             state.product = Product(event.name, event.backorderable, event.discontinued, event.lead_time_days,
                                     event.safety_stock, tuple(event.alternatives))
+        case LeadTimeLearned():
+            state.learned_lead_time_days = event.lead_time_days
         case ProductDiscontinued():
             state.product = replace(state.product, discontinued=True)
         case ReplenishmentExpected():

@@ -13,6 +13,7 @@ from contracts.events import (
     BackorderCancelled,
     BackorderEtaChanged,
     Event,
+    LeadTimeLearned,
     ReplenishmentCancelled,
     ReplenishmentExpected,
     ReplenishmentRescheduled,
@@ -38,6 +39,15 @@ def cancel_replenishment(state: Sku, cmd: CancelReplenishment) -> list[Event]:
     if not any(r.po_id == cmd.po_id for r in state.replenishments):
         return []
     return _changed(state, ReplenishmentCancelled(**cmd.model_dump()))
+
+
+def learn_lead_time(state: Sku, learned: LeadTimeLearned) -> list[Event]:
+    """A new learned lead time: the ETAs that rest on the lead time move with it, as with a product's new one.
+    The same number of days again changes nothing."""
+    if state.learned_lead_time_days == learned.lead_time_days:
+        return []
+    draft = state.draft()
+    return apply(draft, [learned]) + after_supply_changed(draft, None)
 
 
 def _changed(state: Sku, change: Event) -> list[Event]:
