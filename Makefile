@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything they need.
-.PHONY: run test bench schemas rebuild clean
+.PHONY: run test bench simulate schemas rebuild clean
 
 # uv from the PATH, else a private copy installed with the machine's Python.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -20,6 +20,9 @@ test: .venv/.synced
 
 bench: .venv/.synced
 	$(UV) run --frozen python -m benchmarks.throughput $(ARGS)
+
+simulate: .venv/.synced
+	$(UV) run --frozen python -m simulation $(ARGS)
 
 rebuild: .venv/.synced
 	$(UV) run --frozen python -m services.rebuild $(SERVICE)

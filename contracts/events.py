@@ -390,10 +390,13 @@ class AvailabilityChanged(Event):
 
 class LeadTimeLearned(Event):
     """The supplier lead time learned from this SKU's deliveries (ExpectReplenishment to ReceiveStock): a
-    high quantile of it, `lead_time_days`, is what ETAs resting on the lead time use from now on."""
+    high quantile of it, `lead_time_days`, is what ETAs resting on the lead time use from now on, and a high
+    quantile of how late deliveries came after their expected date, `delay_days`, is added to the date of a
+    purchase order to give the ETAs it covers."""
 
     sku: str
     lead_time_days: int
+    delay_days: int
     mean_days: float
     std_days: float
     on_time_rate: float

@@ -113,6 +113,7 @@ class Sku:
     enqueued_units: int = 0  # ever put at the tail of the queue
     removed_units: int = 0  # ever taken out of it (filled, cancelled, shipped)
     learned_lead_time_days: int | None = None  # a high quantile of the deliveries so far; else the product's
+    learned_delay_days: int = 0  # a high quantile of how late deliveries came after their expected date
     changes: Changes = field(default_factory=Changes, compare=False, repr=False)
 
     @property
@@ -130,6 +131,11 @@ class Sku:
         if self.learned_lead_time_days is not None:
             return timedelta(days=self.learned_lead_time_days)
         return timedelta(days=self.product.lead_time_days if self.product else 0)
+
+    @property
+    def supplier_delay(self) -> timedelta:
+        """What an ETA resting on a purchase order adds to its expected date: the supplier's usual lateness."""
+        return timedelta(days=self.learned_delay_days)
 
     def head(self) -> Iterator[Backorder]:
         """The waiting backorders, oldest first; NotLoaded past the loaded head."""
@@ -164,6 +170,7 @@ def evolve(state: Sku, event: Event) -> Sku:
                                     event.safety_stock, tuple(event.alternatives))
         case LeadTimeLearned():
             state.learned_lead_time_days = event.lead_time_days
+            state.learned_delay_days = event.delay_days
         case ProductDiscontinued():
             state.product = replace(state.product, discontinued=True)
         case ReplenishmentExpected():

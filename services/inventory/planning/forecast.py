@@ -13,14 +13,14 @@ from services.inventory.planning.demand import is_intermittent
 SEASON = 7  # days: weekly seasonality
 WINDOW = 182  # days of history a forecast fits: half a year follows a trend and keeps fitting quick
 MIN_HISTORY = 2 * SEASON  # fewer days than this: the plain mean is the forecast
-SPREAD_DAYS = 56  # the spread of daily demand is measured over the last 8 weeks
+SPREAD_DAYS = 56  # the spread of daily demand around the fit is measured over the last 8 weeks
 _START = date(2000, 1, 3)  # series are given as plain lists; statsforecast wants dates (a Monday)
 
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
     daily: tuple[float, ...]  # expected demand on each of the next days
-    std: float  # standard deviation of daily demand around its level (σd)
+    std: float  # standard deviation of daily demand around the forecast (σd)
     method: str
 
     @property
@@ -42,13 +42,12 @@ def forecast(histories: Mapping[str, Sequence[float]], horizon: int) -> dict[str
     predicted = _predict(regular, horizon, "AutoETS") | _predict(sparse, horizon, "CrostonOptimized")
     result = {}
     for sku, series in histories.items():
-        spread = pstdev(series[-SPREAD_DAYS:]) if len(series) > 1 else 0.0
         if sku in predicted:
-            method = "AutoETS" if sku in regular else "Croston"
-            daily = tuple(max(0.0, q) for q in predicted[sku])
+            daily, spread = predicted[sku]
+            result[sku] = Forecast(tuple(max(0.0, q) for q in daily), spread, "AutoETS" if sku in regular else "Croston")
         else:
-            method, daily = "mean", tuple([fmean(series) if series else 0.0] * horizon)
-        result[sku] = Forecast(daily, spread, method)
+            spread = pstdev(series[-SPREAD_DAYS:]) if len(series) > 1 else 0.0
+            result[sku] = Forecast(tuple([fmean(series) if series else 0.0] * horizon), spread, "mean")
     return result
 
 
@@ -57,7 +56,11 @@ def seasonal_naive(histories: Mapping[str, Sequence[float]], horizon: int) -> di
     return {sku: [s[len(s) - SEASON + (h % SEASON)] for h in range(horizon)] for sku, s in histories.items()}
 
 
-def _predict(histories: Mapping[str, Sequence[float]], horizon: int, model: str) -> dict[str, list[float]]:
+def _predict(histories: Mapping[str, Sequence[float]], horizon: int, model: str
+             ) -> dict[str, tuple[list[float], float]]:
+    """The forecast of each series, and the spread of demand around the model: the standard deviation of
+    the in-sample one-step errors for AutoETS (its weekly pattern and trend are not noise); of demand itself
+    for Croston, whose level carries no pattern (and whose fitted values are costly)."""
     if not histories:
         return {}
     import pandas as pd
@@ -69,8 +72,15 @@ def _predict(histories: Mapping[str, Sequence[float]], horizon: int, model: str)
         [(sku, _START + timedelta(days=n), float(q)) for sku, s in histories.items() for n, q in enumerate(s)],
         columns=["unique_id", "ds", "y"])
     frame["ds"] = pd.to_datetime(frame["ds"])
-    predicted = StatsForecast(models=[models[model]()], freq="D", n_jobs=1).forecast(df=frame, h=horizon)
-    return {sku: rows[model].tolist() for sku, rows in predicted.groupby("unique_id")}
+    fitted = model == "AutoETS"
+    forecaster = StatsForecast(models=[models[model]()], freq="D", n_jobs=1)
+    predicted = forecaster.forecast(df=frame, h=horizon, fitted=fitted)
+    if fitted:
+        fits = forecaster.forecast_fitted_values()
+        errors = {sku: (rows["y"] - rows[model]).tail(SPREAD_DAYS).tolist() for sku, rows in fits.groupby("unique_id")}
+    else:
+        errors = {sku: list(s[-SPREAD_DAYS:]) for sku, s in histories.items()}
+    return {sku: (rows[model].tolist(), pstdev(errors[sku])) for sku, rows in predicted.groupby("unique_id")}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from statistics import NormalDist
+from statistics import NormalDist, fmean
 
 PRIOR_WEIGHT = 2  # the product's lead time counts as this many deliveries that came exactly on time
-ETA_QUANTILE = 0.9  # ETAs promise the lead time that 9 deliveries in 10 keep
+ETA_QUANTILE = 0.95  # ETAs promise the lead time that 19 deliveries in 20 keep
 DELAY_SIGMAS = 2.0  # later than mean + 2 standard deviations is more than the usual spread explains
 
 
@@ -31,6 +31,7 @@ class LeadTime:
     on_time_rate: float  # of deliveries received by their expected date; 1.0 without history
     deliveries: int
     quantile_days: int  # a high quantile: what an ETA resting on the lead time promises
+    delay_days: int = 0  # a high quantile of the days deliveries came after their expected date
 
     @property
     def overdue_after_days(self) -> int:
@@ -49,8 +50,13 @@ def learn(deliveries: Sequence[Delivery], prior_days: int) -> LeadTime:
     variance = (PRIOR_WEIGHT * (prior_days - mean) ** 2 + sum((x - mean) ** 2 for x in days)) / weight
     std = math.sqrt(variance)
     on_time = sum(d.received_on <= d.expected_on for d in deliveries) / len(deliveries)
-    quantile = math.ceil(mean + NormalDist().inv_cdf(ETA_QUANTILE) * std)
-    return LeadTime(mean, std, on_time, len(days), max(quantile, 0))
+    z = NormalDist().inv_cdf(ETA_QUANTILE)
+    quantile = math.ceil(mean + z * std)
+    # Lateness against the date promised, with the prior's deliveries as on time.
+    late = [max(0, (d.received_on - d.expected_on).days) for d in deliveries] + [0] * PRIOR_WEIGHT
+    late_mean = fmean(late)
+    delay = math.ceil(late_mean + z * math.sqrt(fmean((x - late_mean) ** 2 for x in late)))
+    return LeadTime(mean, std, on_time, len(days), max(quantile, 0), delay)
 
 
 def days_overdue(lead: LeadTime, ordered_on: date, expected_on: date, today: date) -> int:

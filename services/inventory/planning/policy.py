@@ -26,7 +26,7 @@ Status = Literal["ok", "reorder", "at_risk", "overstock"]
 class Settings:
     service_level: float = 0.95  # chance that stock covers the demand of a lead time
     overstock_days: int = 90  # more days of cover than this is overstock
-    cycle_days: int = 14  # a suggestion brings the position up to the reorder point plus this many days of demand
+    cycle_days: int = 7  # a suggestion brings the position up to the reorder point plus this many days of demand
     material_change: float = 0.5  # a suggestion is repeated only when the need grew by this share of it
 
 
@@ -127,8 +127,10 @@ def decide(p: Plan, lead: LeadTime, open_orders: Sequence[OpenOrder], memory: Me
 
 def learned(state: Sku, lead: LeadTime) -> list[LeadTimeLearned]:
     """LeadTimeLearned when the deliveries give a lead time other than the one ETAs use now."""
-    if not lead.deliveries or state.lead_time == timedelta(days=lead.quantile_days):
+    if not lead.deliveries or (state.lead_time, state.supplier_delay) == (timedelta(days=lead.quantile_days),
+                                                                       timedelta(days=lead.delay_days)):
         return []
-    return [LeadTimeLearned(sku=state.sku, lead_time_days=lead.quantile_days, mean_days=round(lead.mean, 2),
+    return [LeadTimeLearned(sku=state.sku, lead_time_days=lead.quantile_days, delay_days=lead.delay_days,
+                            mean_days=round(lead.mean, 2),
                             std_days=round(lead.std, 2), on_time_rate=round(lead.on_time_rate, 3),
                             deliveries=lead.deliveries)]
