@@ -243,6 +243,7 @@ class ProductFacts(Event):
     lead_time_days: int
     safety_stock: int
     alternatives: list[str]
+    service_level: float = 0.95
 
 
 class ProductRegistered(ProductFacts):

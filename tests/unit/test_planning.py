@@ -188,3 +188,8 @@ def test_intermittent_demand_is_forecast_by_croston_and_short_histories_by_their
     result = forecasting.forecast({"SPARSE": sparse, "NEW": [2, 4]}, horizon=7)
     assert result["SPARSE"].method == "Croston" and 0 < result["SPARSE"].rate < 3
     assert result["NEW"].daily == (3.0,) * 7
+
+
+def test_the_service_level_is_a_product_setting():
+    lead = learn([], 10)
+    assert plan(product(service_level=0.99), flat(5, 2), lead).safety_stock > plan(product(), flat(5, 2), lead).safety_stock

@@ -36,8 +36,9 @@ class Product:
     backorderable: bool
     discontinued: bool
     lead_time_days: int
-    safety_stock: int = 0
+    safety_stock: int = 0  # set by hand; 0: planning computes it
     alternatives: tuple[str, ...] = ()
+    service_level: float = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,7 @@ def evolve(state: Sku, event: Event) -> Sku:
     match event:
         case ProductRegistered() | ProductUpdated():
             state.product = Product(event.name, event.backorderable, event.discontinued, event.lead_time_days,
-                                    event.safety_stock, tuple(event.alternatives))
+                                    event.safety_stock, tuple(event.alternatives), event.service_level)
         case LeadTimeLearned():
             state.learned_lead_time_days = event.lead_time_days
             state.learned_delay_days = event.delay_days

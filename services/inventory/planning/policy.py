@@ -24,7 +24,6 @@ Status = Literal["ok", "reorder", "at_risk", "overstock"]
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    service_level: float = 0.95  # chance that stock covers the demand of a lead time
     overstock_days: int = 90  # more days of cover than this is overstock
     cycle_days: int = 7  # a suggestion brings the position up to the reorder point plus this many days of demand
     material_change: float = 0.5  # a suggestion is repeated only when the need grew by this share of it
@@ -57,7 +56,7 @@ def plan(state: Sku, forecast: Forecast, lead: LeadTime, settings: Settings = Se
     is the demand expected over the lead time plus safety stock."""
     d = forecast.rate
     manual = state.product.safety_stock if state.product else 0
-    ss = manual or safety_stock(d, forecast.std, lead, settings.service_level)
+    ss = manual or safety_stock(d, forecast.std, lead, state.product.service_level if state.product else 0.95)
     reorder_point = math.ceil(forecast.over(lead.mean)) + ss
     target = reorder_point + math.ceil(d * settings.cycle_days)
     position = state.available + state.supply - state.backordered
