@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything they need.
-.PHONY: run test bench simulate schemas rebuild clean
+.PHONY: run test bench simulate plan schemas rebuild clean
 
 # uv from the PATH, else a private copy installed with the machine's Python.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -23,6 +23,9 @@ bench: .venv/.synced
 
 simulate: .venv/.synced
 	$(UV) run --frozen python -m simulation $(ARGS)
+
+plan: .venv/.synced
+	$(UV) run --frozen python -m services.plan $(ARGS)
 
 rebuild: .venv/.synced
 	$(UV) run --frozen python -m services.rebuild $(SERVICE)

@@ -6,10 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 
 import structlog
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
 from contracts import topics
 from contracts.read_side import AvailabilityView, UnknownSku
 from services.inventory import handlers, planner, projections
-from services.inventory.planning import policy
+from services.inventory.planning import policy, report
 from services.runtime.http import ReadEndpoint
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import load
@@ -61,6 +65,15 @@ async def plan_replenishment(runtime: Runtime) -> None:
         forecaster.close()
 
 
+def planning_page(runtime: Runtime) -> Route:
+    """GET /planning: the plan of every SKU, status in colour, and the chart of one (?sku=, else the most urgent)."""
+    async def get(request: Request) -> HTMLResponse:
+        rows, chart_sku, png = await planner.view(runtime.pool, request.query_params.get("sku"))
+        return HTMLResponse(report.page(rows, chart_sku, png))
+
+    return Route("/planning", get)
+
+
 SERVICE = Service(
     name="inventory",
     subscriptions=subscriptions_for(handlers.USE_CASES),
@@ -70,6 +83,7 @@ SERVICE = Service(
     key_field="sku",
     reads=[AVAILABILITY],
     background=lambda runtime: [review_etas(runtime), plan_replenishment(runtime)],
+    pages=lambda runtime: [planning_page(runtime)],
 )
 
 if __name__ == "__main__":

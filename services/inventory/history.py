@@ -62,6 +62,7 @@ ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, available = EXCLUDED.avail
     orders_seen = EXCLUDED.orders_seen, overstocked = EXCLUDED.overstocked, delays_told = EXCLUDED.delays_told
 """
 PLANS = "SELECT * FROM planning ORDER BY sku"
+ARRIVALS = "SELECT expected_on, quantity FROM replenishments WHERE sku = $1"
 
 
 async def record(conn: asyncpg.Connection, events: Iterable[tuple[str, Event]], today: date) -> None:
@@ -132,3 +133,8 @@ async def save_plans(conn: asyncpg.Connection, plans: list[tuple[str, Plan, Fore
 
 async def plans(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
     return await conn.fetch(PLANS)
+
+
+async def arrivals(conn: asyncpg.Connection | asyncpg.Pool, sku: str) -> list[tuple[date, int]]:
+    """The open purchase orders of a SKU: when they are expected, and how many."""
+    return [(r["expected_on"], r["quantity"]) for r in await conn.fetch(ARRIVALS, sku)]

@@ -12,8 +12,10 @@ from datetime import date
 import asyncpg
 
 from services.inventory import handlers, history, store
-from services.inventory.planning import forecast, policy
+from services.inventory.planning import forecast, policy, report
+from services.inventory.planning.chart import chart_png
 
+CHART_DAYS = 91  # of demand history in a chart
 HORIZON_DAYS = 35  # forecast ahead: beyond the longest lead time a plan looks at, at its rate
 CHUNK = 200  # SKUs per transaction: their roots are locked only while their plans are decided
 
@@ -57,3 +59,17 @@ class WorkerForecaster:
 async def in_process(histories: dict[str, list[int]], horizon: int) -> dict[str, forecast.Forecast]:
     """Forecast in this process: for `make plan` and tests, where nothing else waits on the event loop."""
     return forecast.forecast(histories, horizon)
+
+
+async def view(pool: asyncpg.Pool, sku: str | None = None) -> tuple[list[asyncpg.Record], str | None, bytes | None]:
+    """The plans of every SKU, and the chart of `sku` (else of the most urgent one) as a PNG."""
+    rows = await history.plans(pool)
+    chosen = next((r for r in rows if r["sku"] == sku), None) if sku else report.most_urgent(rows)
+    if chosen is None:
+        return rows, None, None
+    async with pool.acquire() as conn:
+        demand = (await history.demand(conn, CHART_DAYS, chosen["planned_on"])).get(chosen["sku"], [])
+        arrivals = await history.arrivals(conn, chosen["sku"])
+    png = await asyncio.to_thread(chart_png, chosen["sku"], demand, chosen["planned_on"], chosen["forecast"],
+                                  chosen["available"], arrivals, chosen["reorder_point"], chosen["safety_stock"])
+    return rows, chosen["sku"], png

@@ -15,6 +15,7 @@ from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
 from infra.topics import create_topics
 from services.inventory import app as inventory_app
 from services.inventory import handlers as inventory
+from services import plan as plan_command
 from services.inventory import history, planner
 from services.inventory.planning import policy
 from services.runtime.messages import Subscription
@@ -122,3 +123,17 @@ async def test_the_service_plans_periodically_and_publishes_what_it_found_on_kaf
     assert len(suggestions) == 1 and suggestions[0]["data"]["sku"] == sku
     assert [r.key.decode() for r in found if json.loads(r.value)["type"] == "ReplenishmentSuggested"] == [sku]
     assert today  # the history was recorded on the days before
+
+
+async def test_make_plan_prints_a_table_per_sku_and_writes_the_chart_of_one(pools, monkeypatch, capsys, tmp_path):
+    pool = await pools("inventory")
+    await a_month_of_demand(pool)
+    monkeypatch.setenv("DATABASE_URL", pools.url)
+    await plan_command.main(sku="A", chart=tmp_path / "a.png")
+    out = capsys.readouterr().out.splitlines()
+    lines = out[next(n for n, line in enumerate(out) if line.startswith("SKU ")):]  # after the log lines
+    assert lines[0].split() == ["SKU", "available", "on", "order", "backordered", "forecast/day", "days", "of",
+                                "cover", "safety", "stock", "reorder", "point", "status"]
+    assert lines[2].split()[0] == "A" and lines[2].split()[-1] in {"reorder", "at_risk"}
+    assert lines[-1] == f"chart of A: {tmp_path / 'a.png'}"
+    assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
