@@ -8,6 +8,9 @@ def test_the_simulated_world_has_intermittent_skus_and_a_demand_shock():
     catalogue = products(10, 200, seed=3)
     assert sum(p.intermittent for p in catalogue) == 2
     assert all(len(p.demand) == HISTORY_DAYS + 200 for p in catalogue)
+    shock = HISTORY_DAYS + 100
+    jumped = [p.sku for p in catalogue if sum(p.demand[shock:shock + 28]) > 1.8 * sum(p.demand[shock - 28:shock])]
+    assert len(jumped) >= 2  # three SKUs are shocked; an intermittent one may not show it
 
 
 def test_a_seed_gives_the_same_year_and_planning_prevents_backorders():
