@@ -20,7 +20,7 @@ from services.inventory.planning import forecast as forecasting
 from services.inventory.planning.demand import daily_series, is_intermittent
 from services.inventory.planning.forecast import Forecast
 from services.inventory.planning.lead_times import Delivery, LeadTime, days_overdue, learn
-from services.inventory.planning.policy import Memory, OpenOrder, Settings, decide, learned, plan, safety_stock
+from services.inventory.planning.policy import Memory, OpenOrder, decide, learned, plan, safety_stock
 from tests.unit.test_inventory_domain import TODAY, allocate, expect, product, receive, run
 
 
