@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything they need.
 # `make run ARGS="--brokers 3 --instances 3"`: a local Kafka cluster, several instances of each service.
-.PHONY: run test bench schemas rebuild clean
+.PHONY: run test bench simulate plan schemas rebuild clean
 
 # uv from the PATH, else a private copy installed with the machine's Python.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -21,6 +21,12 @@ test: .venv/.synced
 
 bench: .venv/.synced
 	$(UV) run --frozen python -m benchmarks.throughput $(ARGS)
+
+simulate: .venv/.synced
+	$(UV) run --frozen python -m simulation $(ARGS)
+
+plan: .venv/.synced
+	$(UV) run --frozen python -m services.plan $(ARGS)
 
 rebuild: .venv/.synced
 	$(UV) run --frozen python -m services.rebuild $(SERVICE)

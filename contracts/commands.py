@@ -70,6 +70,9 @@ class ShipOrder(Command):
     _one_line_per_sku = field_validator("lines")(_one_line_per_sku)
 
 
+ServiceLevel = Annotated[float, Field(gt=0.5, lt=1)]
+
+
 class RegisterProduct(Command):
     """Register a product. Registering an existing SKU again changes it as UpdateProduct (and
     DiscontinueProduct, with `discontinued=true`) would; a discontinued product cannot be registered back."""
@@ -79,9 +82,12 @@ class RegisterProduct(Command):
     backorderable: bool = True
     discontinued: bool = False
     lead_time_days: Annotated[int, Field(strict=True, ge=0, le=365)]
-    # Available stock at or below this shows as `low_stock` on GET /availability/{sku}.
+    # Set by hand, it overrides the safety stock planning computes (0: computed); available stock at or below
+    # it shows as `low_stock` on GET /availability/{sku}.
     safety_stock: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] = 0
     alternatives: Annotated[list[Sku], Field(max_length=10)] = []
+    # The chance planning aims for that stock covers the demand of a lead time (its safety stock).
+    service_level: ServiceLevel = 0.95
 
 
 class UpdateProduct(Command):
@@ -93,6 +99,7 @@ class UpdateProduct(Command):
     lead_time_days: Annotated[int, Field(strict=True, ge=0, le=365)] | None = None
     safety_stock: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
     alternatives: Annotated[list[Sku], Field(max_length=10)] | None = None
+    service_level: ServiceLevel | None = None
 
 
 class DiscontinueProduct(Command):

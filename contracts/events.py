@@ -243,6 +243,7 @@ class ProductFacts(Event):
     lead_time_days: int
     safety_stock: int
     alternatives: list[str]
+    service_level: float = 0.95
 
 
 class ProductRegistered(ProductFacts):
@@ -388,6 +389,54 @@ class AvailabilityChanged(Event):
     estimated_ship_date: date | None = None
 
 
+class LeadTimeLearned(Event):
+    """The supplier lead time learned from this SKU's deliveries (ExpectReplenishment to ReceiveStock): a
+    high quantile of it, `lead_time_days`, is what ETAs resting on the lead time use from now on, and a high
+    quantile of how late deliveries came after their expected date, `delay_days`, is added to the date of a
+    purchase order to give the ETAs it covers."""
+
+    sku: str
+    lead_time_days: int
+    delay_days: int
+    mean_days: float
+    std_days: float
+    on_time_rate: float
+    deliveries: int
+
+
+class ReplenishmentSuggested(Event):
+    """The stock position (on hand - reserved + open purchase orders - waiting backorders) fell to the
+    reorder point: order `quantity` to bring it up to the target level; `expected_on` is a credible
+    delivery date for an order placed today (the learned lead time)."""
+
+    sku: str
+    quantity: int
+    reason: str
+    reorder_point: int
+    position: int
+    safety_stock: int
+    expected_on: date
+
+
+class OverstockDetected(Event):
+    """More stock than `days_of_cover` days of forecast demand allow: `excess` units could be promoted."""
+
+    sku: str
+    days_of_cover: float
+    excess: int
+
+
+class SupplierDelayDetected(Event):
+    """A purchase order is later than its supplier's learned lead time and spread explain."""
+
+    sku: str
+    po_id: str
+    ordered_on: date
+    expected_on: date
+    days_overdue: int
+    typical_lead_time_days: float
+
+
 class OutOfStock(Event):
     """An order line that cannot be ordered at all, with a reason a storefront can show."""
 
@@ -457,6 +506,10 @@ INVENTORY_EVENTS: dict[str, type[Event]] = {
         StockShipped,
         OutOfStock,
         AvailabilityChanged,
+        LeadTimeLearned,
+        ReplenishmentSuggested,
+        OverstockDetected,
+        SupplierDelayDetected,
     )
 }
 NOTIFICATION_EVENTS: dict[str, type[Event]] = {NotificationSent.__name__: NotificationSent}

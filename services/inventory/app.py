@@ -1,13 +1,19 @@
 """The inventory service: products, receipts, counts and purchase orders in, allocation, cancellation and
-shipping of placed orders, inventory events out, GET /availability/{sku}, and the daily review of ETAs."""
+shipping of placed orders, inventory events out, GET /availability/{sku}, the daily review of ETAs, and the
+periodic planning job."""
 
 import asyncio
 from datetime import UTC, datetime
 
 import structlog
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
 from contracts import topics
 from contracts.read_side import AvailabilityView, UnknownSku
-from services.inventory import handlers, projections
+from services.inventory import handlers, planner, projections
+from services.inventory.planning import policy, report
 from services.runtime.http import ReadEndpoint
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import load
@@ -43,6 +49,31 @@ async def review_etas(runtime: Runtime) -> None:
         await asyncio.sleep(SETTINGS.eta_review_s)
 
 
+async def plan_replenishment(runtime: Runtime) -> None:
+    """Every PLANNING_S: forecasts (in a worker process), lead times, suggestions, overstock."""
+    forecaster = planner.WorkerForecaster()
+    settings = policy.Settings(overstock_days=runtime.settings.overstock_days)
+    try:
+        while True:
+            await asyncio.sleep(runtime.settings.planning_s)
+            try:
+                if await planner.run(runtime.pool, datetime.now(UTC).date(), forecaster, settings):
+                    runtime.relay.wake()
+            except Exception as error:  # a database hiccup or a failed forecast: the next run catches up
+                log.warning("planning failed", error=repr(error))
+    finally:
+        forecaster.close()
+
+
+def planning_page(runtime: Runtime) -> Route:
+    """GET /planning: the plan of every SKU, status in colour, and the chart of one (?sku=, else the most urgent)."""
+    async def get(request: Request) -> HTMLResponse:
+        rows, chart_sku, png = await planner.view(runtime.pool, request.query_params.get("sku"))
+        return HTMLResponse(report.page(rows, chart_sku, png))
+
+    return Route("/planning", get)
+
+
 SERVICE = Service(
     name="inventory",
     subscriptions=subscriptions_for(handlers.USE_CASES),
@@ -51,7 +82,8 @@ SERVICE = Service(
     events_topic=topics.INVENTORY_EVENTS,
     key_field="sku",
     reads=[AVAILABILITY],
-    background=lambda runtime: [review_etas(runtime)],
+    background=lambda runtime: [review_etas(runtime), plan_replenishment(runtime)],
+    pages=lambda runtime: [planning_page(runtime)],
 )
 
 if __name__ == "__main__":

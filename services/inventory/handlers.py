@@ -22,9 +22,13 @@ from contracts.commands import (
 )
 from contracts.envelope import Envelope
 from contracts.events import INVENTORY_EVENTS, CancellationRequested, Event, OrderPlaced, OrderShipped
-from services.inventory import projections, store
+from services.inventory import history, projections, store
 from services.inventory.domain import allocation, availability, products, supply
 from services.inventory.domain.state import NotLoaded, Sku, evolve
+from services.inventory.planning import lead_times, policy
+from services.inventory.planning.forecast import Forecast
+from services.inventory.planning.lead_times import Delivery
+from services.inventory.planning.policy import Memory, OpenOrder
 from services.inventory.store import Batch, Want
 from services.runtime.eventstore import lock_appends, replay
 from services.runtime.messages import Message, Unhandleable
@@ -121,6 +125,37 @@ class EtaReview(BaseModel):
     on: date
 
 
+class PlanningRun(BaseModel):
+    """The cause recorded on what a planning run found and learned."""
+
+    on: date
+
+
+async def plan_skus(conn: asyncpg.Connection, skus: list[str], forecasts: dict[str, Forecast],
+                    delivered: dict[str, list[Delivery]], open_orders: dict[str, list[OpenOrder]],
+                    memories: dict[str, Memory], today: date, settings: policy.Settings) -> int:
+    """For each SKU: the lead time its deliveries taught (ETAs resting on it move), then where it stands and
+    what to tell: a replenishment suggestion, overstock, a late purchase order, each once. Saves the plans."""
+    plans: dict[str, tuple] = {}
+
+    def plan_one(state: Sku) -> list[Event]:
+        sku = state.sku
+        lead = lead_times.learn(delivered.get(sku, []), state.product.lead_time_days)
+        learned = [e for told in policy.learned(state, lead) for e in supply.learn_lead_time(state, told)]
+        forecast = forecasts.get(sku) or Forecast((0.0,), 0.0, "none")
+        where = policy.plan(state, forecast, lead, settings)
+        findings, memory = policy.decide(where, lead, open_orders.get(sku, []), memories.get(sku, policy.Memory()),
+                                         today, settings)
+        plans[sku] = (state.product.name, where, forecast, memory)  # the last decision, if made again
+        return learned + findings
+
+    run = Envelope.wrap(PlanningRun(on=today), source="orderflow/inventory")
+    await _decide_and_save(conn, {sku: Want() for sku in skus}, [(run, [Step(sku, plan_one, walks_queue=False)
+                                                                         for sku in skus])], today)
+    await history.save_plans(conn, list(plans.values()), today)
+    return len(plans)
+
+
 async def _decide_and_save(conn: asyncpg.Connection, wants: dict[str, Want],
                            planned: list[tuple[Envelope, list[Step]]], today: date) -> list[Sku]:
     batch = Batch(conn)
@@ -133,6 +168,7 @@ async def _decide_and_save(conn: asyncpg.Connection, wants: dict[str, Want],
             wants[missing.sku].widen(missing)
     changed = await batch.save()
     await projections.project(conn, changed, today)
+    await history.record(conn, batch.events, today)
     return changed
 
 

@@ -32,6 +32,8 @@ SELECT r.* FROM reservations r JOIN unnest($1::text[], $2::text[]) AS k(sku, ord
 UNION
 SELECT * FROM reservations WHERE sku = ANY($3::text[])
 """
+# The SKUs planning looks at: products still sold.
+PLANNED_SKUS = "SELECT sku FROM skus WHERE product IS NOT NULL AND NOT (product->>'discontinued')::boolean ORDER BY sku"
 STREAM_VERSIONS = "SELECT stream_id, max(version) AS version FROM events GROUP BY stream_id"
 # What the daily review looks at: backorders whose ETA passed, and SKUs with a purchase order that did not
 # come by its date (order_id NULL), in SKU order.
@@ -44,13 +46,14 @@ SELECT sku, order_id FROM (
 """
 SAVE_ROOTS = """
 INSERT INTO skus (sku, version, product, on_hand, reserved, backordered, next_seq, front_seq, reservations_made,
-                  enqueued_units, removed_units)
+                  enqueued_units, removed_units, learned_lead_time_days, learned_delay_days)
 SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[], $4::int[], $5::int[], $6::int[], $7::bigint[], $8::bigint[],
-                     $9::bigint[], $10::bigint[], $11::bigint[])
+                     $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::int[])
 ON CONFLICT (sku) DO UPDATE SET version = EXCLUDED.version, product = EXCLUDED.product, on_hand = EXCLUDED.on_hand,
     reserved = EXCLUDED.reserved, backordered = EXCLUDED.backordered, next_seq = EXCLUDED.next_seq,
     front_seq = EXCLUDED.front_seq, reservations_made = EXCLUDED.reservations_made,
-    enqueued_units = EXCLUDED.enqueued_units, removed_units = EXCLUDED.removed_units
+    enqueued_units = EXCLUDED.enqueued_units, removed_units = EXCLUDED.removed_units,
+    learned_lead_time_days = EXCLUDED.learned_lead_time_days, learned_delay_days = EXCLUDED.learned_delay_days
 """
 DROP_REPLENISHMENTS = "DELETE FROM replenishments WHERE sku = ANY($1::text[])"
 SAVE_REPLENISHMENTS = """
@@ -137,6 +140,11 @@ class Batch:
             log.info("events recorded", stream_id=sku, order_id=getattr(events[0], "order_id", None), cause=cause.type,
                      events=[type(e).__name__ for e in events], correlation_id=cause.correlationid or cause.id)
 
+    @property
+    def events(self) -> list[tuple[str, Event]]:
+        """The events recorded so far, with their SKU."""
+        return [(sku, event) for sku, event, _ in self._recorded]
+
     async def save(self) -> list[Sku]:
         """Append the recorded events and write the rows they changed; returns the changed SKUs."""
         if not self._recorded:
@@ -156,7 +164,8 @@ async def write(conn: asyncpg.Connection, skus: list[Sku], versions: dict[str, i
     """Write the roots of `skus` and the rows of theirs that changed."""
     await conn.execute(SAVE_ROOTS, *zip(*(
         (s.sku, versions[s.sku], json.dumps(asdict(s.product)) if s.product else None, s.on_hand, s.reserved,
-         s.backordered, s.next_seq, s.front_seq, s.reservations_made, s.enqueued_units, s.removed_units)
+         s.backordered, s.next_seq, s.front_seq, s.reservations_made, s.enqueued_units, s.removed_units,
+         s.learned_lead_time_days, s.learned_delay_days)
         for s in skus)))
     resupplied = [s for s in skus if s.changes.replenishments]
     if resupplied:
@@ -204,6 +213,10 @@ def _reservation_row(state: Sku, order_id: str) -> tuple | None:
     return r and (state.sku, r.order_id, r.since, r.from_stock, r.filled)
 
 
+async def planned_skus(conn: asyncpg.Connection) -> list[str]:
+    return [r["sku"] for r in await conn.fetch(PLANNED_SKUS)]
+
+
 async def overdue(conn: asyncpg.Connection, today: date, limit: int) -> dict[str, Want]:
     """The SKUs the daily review looks at, with the orders whose ETA passed: what it loads."""
     wants: dict[str, Want] = defaultdict(Want)
@@ -219,7 +232,8 @@ def _root(sku: str, row: asyncpg.Record | None) -> Sku:
     return Sku(sku=sku, product=Product(**product | {"alternatives": tuple(product["alternatives"])}) if product else None,
                on_hand=row["on_hand"], reserved=row["reserved"], backordered=row["backordered"],
                next_seq=row["next_seq"], front_seq=row["front_seq"], reservations_made=row["reservations_made"],
-               enqueued_units=row["enqueued_units"], removed_units=row["removed_units"])
+               enqueued_units=row["enqueued_units"], removed_units=row["removed_units"],
+               learned_lead_time_days=row["learned_lead_time_days"], learned_delay_days=row["learned_delay_days"])
 
 
 def _place_queue(state: Sku, rows: list[asyncpg.Record], head_rows: int | None) -> None:

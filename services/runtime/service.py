@@ -53,6 +53,8 @@ class Service:
     events_topic: str
     key_field: str  # the data field that is the Kafka key of its events
     reads: Sequence[ReadEndpoint] = ()  # its HTTP read side
+    # Pages for people (HTML), given the runtime: not part of the documented read side.
+    pages: Callable[["Runtime"], Sequence[Route]] = lambda runtime: []
     # Extra loops that run beside the consumer, given the runtime (e.g. the mail dispatcher).
     background: Callable[["Runtime"], Sequence[Awaitable]] = lambda runtime: []
     # Gauges of its own read when /metrics is scraped (beside the runtime's: consumer lag, outbox backlog),
@@ -247,7 +249,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
               Route("/docs", lambda request: HTMLResponse(docs.page(service))),
               Route("/docs/asyncapi.json", lambda request: JSONResponse(docs.asyncapi(service))),
               Route("/docs/openapi.json", lambda request: JSONResponse(docs.openapi(service))),
-              *(read.route(runtime) for read in service.reads)]
+              *(read.route(runtime) for read in service.reads), *service.pages(runtime)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

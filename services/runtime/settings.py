@@ -126,6 +126,10 @@ class Settings(KafkaSettings):
     goodwill_review_s: Seconds = 300
     # How often inventory reviews ETAs and purchase orders that passed their date.
     eta_review_s: Seconds = 3600
+    # How often inventory plans: forecasts demand, learns lead times, suggests replenishment, finds overstock.
+    planning_s: Seconds = 3600
+    # More days of forecast demand in stock than this is overstock.
+    overstock_days: Annotated[int, Field(ge=1)] = 90
     # ETA changes to one order within this window make one mail.
     eta_update_window_s: Annotated[float, Field(ge=0)] = 60
     # Inbox message ids (and sent notifications) older than this are pruned, every PRUNE_INTERVAL_S. It must

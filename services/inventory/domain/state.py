@@ -14,6 +14,7 @@ from contracts.events import (
     BackorderEtaChanged,
     BackorderFulfilled,
     Event,
+    LeadTimeLearned,
     ProductDiscontinued,
     ProductRegistered,
     ProductUpdated,
@@ -35,8 +36,9 @@ class Product:
     backorderable: bool
     discontinued: bool
     lead_time_days: int
-    safety_stock: int = 0
+    safety_stock: int = 0  # set by hand; 0: planning computes it
     alternatives: tuple[str, ...] = ()
+    service_level: float = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,8 @@ class Sku:
     reservations_made: int = 0
     enqueued_units: int = 0  # ever put at the tail of the queue
     removed_units: int = 0  # ever taken out of it (filled, cancelled, shipped)
+    learned_lead_time_days: int | None = None  # a high quantile of the deliveries so far; else the product's
+    learned_delay_days: int = 0  # a high quantile of how late deliveries came after their expected date
     changes: Changes = field(default_factory=Changes, compare=False, repr=False)
 
     @property
@@ -124,7 +128,15 @@ class Sku:
 
     @property
     def lead_time(self) -> timedelta:
+        """What an ETA resting on the lead time adds: the learned lead time, the product's until there is one."""
+        if self.learned_lead_time_days is not None:
+            return timedelta(days=self.learned_lead_time_days)
         return timedelta(days=self.product.lead_time_days if self.product else 0)
+
+    @property
+    def supplier_delay(self) -> timedelta:
+        """What an ETA resting on a purchase order adds to its expected date: the supplier's usual lateness."""
+        return timedelta(days=self.learned_delay_days)
 
     def head(self) -> Iterator[Backorder]:
         """The waiting backorders, oldest first; NotLoaded past the loaded head."""
@@ -156,7 +168,10 @@ def evolve(state: Sku, event: Event) -> Sku:
     match event:
         case ProductRegistered() | ProductUpdated():
             state.product = Product(event.name, event.backorderable, event.discontinued, event.lead_time_days,
-                                    event.safety_stock, tuple(event.alternatives))
+                                    event.safety_stock, tuple(event.alternatives), event.service_level)
+        case LeadTimeLearned():
+            state.learned_lead_time_days = event.lead_time_days
+            state.learned_delay_days = event.delay_days
         case ProductDiscontinued():
             state.product = replace(state.product, discontinued=True)
         case ReplenishmentExpected():

@@ -13,6 +13,7 @@ from contracts.events import (
     BackorderCancelled,
     BackorderEtaChanged,
     Event,
+    LeadTimeLearned,
     ReplenishmentCancelled,
     ReplenishmentExpected,
     ReplenishmentRescheduled,
@@ -38,6 +39,15 @@ def cancel_replenishment(state: Sku, cmd: CancelReplenishment) -> list[Event]:
     if not any(r.po_id == cmd.po_id for r in state.replenishments):
         return []
     return _changed(state, ReplenishmentCancelled(**cmd.model_dump()))
+
+
+def learn_lead_time(state: Sku, learned: LeadTimeLearned) -> list[Event]:
+    """A new learned lead time or supplier delay: the ETAs that rest on them move, as with a product's new
+    lead time. The same numbers of days again change nothing."""
+    if (state.learned_lead_time_days, state.learned_delay_days) == (learned.lead_time_days, learned.delay_days):
+        return []
+    draft = state.draft()
+    return apply(draft, [learned]) + after_supply_changed(draft, None)
 
 
 def _changed(state: Sku, change: Event) -> list[Event]:
@@ -105,11 +115,12 @@ def eta_of_new_backorder(state: Sku, quantity: int, today: date) -> date:
 
 
 def _covers(state: Sku) -> Iterator[tuple[int, date]]:
-    """(units of the queue covered so far, by the purchase order expected on this date), earliest first."""
+    """(units of the queue covered so far, by the purchase order expected on this date), earliest first; the
+    date is the purchase order's plus the lateness learned of its supplier."""
     covered = 0
     for replenishment in state.replenishments:
         covered += replenishment.quantity
-        yield covered, replenishment.expected_on
+        yield covered, replenishment.expected_on + state.supplier_delay
 
 
 def review_overdue(state: Sku, today: date, order_ids: Iterable[str]) -> list[Event]:

@@ -1,0 +1,138 @@
+"""Planning wired into the inventory on real PostgreSQL and Kafka: demand and deliveries recorded from the
+events a batch handles, a planning run that learns the lead time (ETAs move with it) and tells each finding
+once, and the service's own periodic job publishing what it found."""
+
+import asyncio
+import json
+from dataclasses import replace
+from datetime import date, timedelta
+
+from aiokafka import AIOKafkaConsumer
+
+from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
+from contracts.events import OrderPlaced
+from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
+from infra.topics import create_topics
+from services.inventory import app as inventory_app
+from services.inventory import handlers as inventory
+from services import plan as plan_command
+from services.inventory import history, planner
+from services.inventory.planning import policy
+from services.runtime.messages import Subscription
+from services.runtime.settings import Settings
+from tests.integration.harness import new_topic, running
+from tests.integration.helpers import message
+from tests.integration.test_inventory_rows import assert_rows_equal_the_events_folded
+from tests.support import unique
+
+START = date(2026, 9, 1)
+
+
+async def handle(pool, messages, today):
+    async with pool.acquire() as conn, conn.transaction():
+        await inventory.handle(conn, messages, today)
+
+
+def placed(order_id: str, quantity: int, sku: str = "A") -> OrderPlaced:
+    return OrderPlaced(order_id=order_id, customer_id="c", customer_email="c@example.com",
+                       lines=[OrderLine(sku=sku, quantity=quantity)])
+
+
+async def a_month_of_demand(pool, sku: str = "A", daily: int = 4, late_by: int = 6) -> date:
+    """A product with a 5-day lead time whose supplier delivers `late_by` days late, and `daily` units ordered
+    every day for 28 days (more than the stock: some are backordered); returns the day after."""
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku=sku, name="Anvil", lead_time_days=5)),
+                        message(INVENTORY_COMMANDS, ReceiveStock(receipt_id=f"{sku}-r0", sku=sku, quantity=60))], START)
+    for n in range(28):
+        today = START + timedelta(days=n)
+        batch = [message(ORDERS_EVENTS, placed(f"{sku}-o{n}", daily, sku))]
+        if n % 7 == 0:  # a purchase order every week, received 5 + late_by days later
+            batch.append(message(INVENTORY_COMMANDS, ExpectReplenishment(
+                po_id=f"{sku}-po{n}", sku=sku, quantity=20, expected_on=today + timedelta(days=5))))
+        if n % 7 == 5 + late_by - 7 and n >= 7:
+            po = n - (5 + late_by)
+            batch.append(message(INVENTORY_COMMANDS, ReceiveStock(receipt_id=f"{sku}-r{po}", sku=sku, quantity=20,
+                                                                  po_id=f"{sku}-po{po}")))
+        await handle(pool, batch, today)
+    return START + timedelta(days=28)
+
+
+async def test_daily_demand_counts_backordered_units_and_purchase_orders_record_their_lead_time(pools):
+    pool = await pools("inventory")
+    today = await a_month_of_demand(pool)
+    async with pool.acquire() as conn:
+        demand = await history.demand(conn, 182, today)
+        delivered, still_open = await history.supplier_orders(conn)
+    assert demand == {"A": [4] * 28}  # 112 ordered, though only 60 + what came was there
+    assert sorted(d.po_id for d in delivered["A"]) == ["A-po0", "A-po14", "A-po7"]
+    assert {d.days for d in delivered["A"]} == {11}
+    assert [o.po_id for o in still_open["A"]] == ["A-po21"]
+
+
+async def test_a_planning_run_learns_the_lead_time_moves_etas_and_tells_each_finding_once(pools):
+    pool = await pools("inventory")
+    today = await a_month_of_demand(pool)
+    findings = ["LeadTimeLearned", "ReplenishmentSuggested", "SupplierDelayDetected", "OverstockDetected"]
+    assert await planner.run(pool, today, planner.in_process, policy.Settings()) == 1
+    told = await pool.fetch("SELECT type, data FROM events WHERE type = ANY($1) ORDER BY position", findings)
+    types = [r["type"] for r in told]
+    assert types == ["LeadTimeLearned", "ReplenishmentSuggested"], types
+    learned, suggested = (json.loads(r["data"]) for r in told)
+    assert learned["lead_time_days"] > 5 and learned["on_time_rate"] == 0 and learned["deliveries"] == 3
+    assert suggested["quantity"] > 0 and suggested["position"] <= suggested["reorder_point"]
+    assert suggested["expected_on"] == str(today + timedelta(days=learned["lead_time_days"]))
+    plan = (await history.plans(pool))[0]
+    assert (plan["sku"], plan["status"], plan["planned_on"]) == ("A", "reorder", today)
+    assert plan["daily_demand"] > 3 and len(plan["forecast"]) == planner.HORIZON_DAYS
+
+    assert await planner.run(pool, today, planner.in_process, policy.Settings()) == 1
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = ANY($1)", findings) == 2  # nothing new
+
+    # A backorder beyond what purchase orders cover is promised the learned lead time now.
+    await handle(pool, [message(ORDERS_EVENTS, placed("big", 100))], today)
+    eta = await pool.fetchval("SELECT eta FROM backorders WHERE sku = 'A' AND order_id = 'big'")
+    assert eta == today + timedelta(days=learned["lead_time_days"])
+    await assert_rows_equal_the_events_folded(pool)
+
+
+async def test_the_service_plans_periodically_and_publishes_what_it_found_on_kafka(apache_kafka, pools):
+    pool = await pools("inventory")
+    sku = unique("PLAN")
+    await a_month_of_demand(pool, sku=sku)
+    commands = unique("inventory.commands-test")
+    await create_topics(apache_kafka, partitions=1, names=[commands])
+    events_topic = await new_topic(apache_kafka, "inventory.events-test")
+    service = replace(inventory_app.SERVICE, subscriptions=[Subscription(commands, {}, strict=True)],
+                      events_topic=events_topic)
+    settings = Settings(service="inventory", kafka_bootstrap_servers=apache_kafka, database_url=pools.url,
+                        kafka_session_timeout_ms=2000, planning_s=0.5)
+    reader = AIOKafkaConsumer(events_topic, bootstrap_servers=apache_kafka, auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        async with running(service, settings):
+            found = []
+            async with asyncio.timeout(60):
+                while "ReplenishmentSuggested" not in [json.loads(r.value)["type"] for r in found]:
+                    found += [r for records in (await reader.getmany(timeout_ms=200)).values() for r in records]
+            await asyncio.sleep(1.5)  # two more runs: nothing new is told
+            found += [r for records in (await reader.getmany(timeout_ms=500)).values() for r in records]
+    finally:
+        await reader.stop()
+    told = [json.loads(r.value) for r in found]
+    suggestions = [e for e in told if e["type"] == "ReplenishmentSuggested"]
+    assert len(suggestions) == 1 and suggestions[0]["data"]["sku"] == sku
+    assert [r.key.decode() for r in found if json.loads(r.value)["type"] == "ReplenishmentSuggested"] == [sku]
+
+
+async def test_make_plan_prints_a_table_per_sku_and_writes_the_chart_of_one(pools, monkeypatch, capsys, tmp_path):
+    pool = await pools("inventory")
+    await a_month_of_demand(pool)
+    monkeypatch.setenv("DATABASE_URL", pools.url)
+    await plan_command.main(sku="A", chart=tmp_path / "a.png")
+    out = capsys.readouterr().out.splitlines()
+    lines = out[next(n for n, line in enumerate(out) if line.startswith("SKU ")):]  # after the log lines
+    assert lines[0].split() == ["SKU", "available", "on", "order", "backordered", "forecast/day", "days", "of",
+                                "cover", "safety", "stock", "reorder", "point", "status"]
+    assert lines[2].split()[0] == "A" and lines[2].split()[-1] in {"reorder", "at_risk"}
+    assert lines[-1] == f"chart of A: {tmp_path / 'a.png'}"
+    assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
