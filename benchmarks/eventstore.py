@@ -98,8 +98,9 @@ async def main(events: int, repeat: int) -> None:
     url = await scratch_database(admin_url)
     print(f"PostgreSQL: {where}; {events:,} events per run, median of {repeat}", flush=True)
     try:
-        await db.migrate(url, "order")
-        pool = await db.connect_pool(url, "order", max_size=1)
+        login = db.local_url(url, "order")
+        await db.set_up(url, "order", login)
+        pool = await db.connect_pool(login, "order", max_size=1)
         best_ours = 0.0
         for batch in OUR_BATCHES:
             rates = [await ours(pool, events, batch) for _ in range(repeat)]

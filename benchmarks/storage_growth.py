@@ -193,17 +193,19 @@ async def main(orders: int, timeout: float) -> None:
     base, _, query = admin_url.partition("?")
     url = f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
     with tempfile.TemporaryDirectory() as folder:
-        broker = kafka.start_apache_kafka(free_port(pair=True), Path(folder) / "kafka")
+        broker = kafka.start_apache_kafka(free_port(also=(1,)), Path(folder) / "kafka")
         mail = MailSink(Path(folder) / "mail", port=free_port()).start()
         processes = {}
         try:
             await create_topics(broker.bootstrap_servers)
-            for service in ("order", "inventory", "notification"):
-                await db.migrate(url, service)
+            logins = {service: db.local_url(url, service) for service in ("order", "inventory", "notification")}
+            for service, login in logins.items():
+                await db.set_up(url, service, login)
             before = await measure(url)
             ports = {service: free_port() for service in ("order", "inventory", "notification")}
-            env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": url, "SMTP_URL": mail.url,
+            env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "SMTP_URL": mail.url,
                    "KAFKA_SESSION_TIMEOUT_MS": "2000", "LOG_LEVEL": "warning"} \
+                | {f"{service.upper()}_DATABASE_URL": login for service, login in logins.items()} \
                 | {f"{service.upper()}_HTTP_PORT": str(port) for service, port in ports.items()}
             processes = start_services(env, log_dir=Path(folder))
             await asyncio.to_thread(wait_healthy, env, processes)

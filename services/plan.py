@@ -16,7 +16,6 @@ from services.runtime.settings import load
 async def main(sku: str | None, chart: Path | None) -> None:
     settings = load("inventory")
     database_url = settings.database_url.get_secret_value()
-    await db.migrate(database_url, "inventory")
     pool = await db.connect_pool(database_url, "inventory", max_size=2)
     try:
         await planner.run(pool, datetime.now(UTC).date(), planner.in_process,

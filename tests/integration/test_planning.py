@@ -104,7 +104,7 @@ async def test_the_service_plans_periodically_and_publishes_what_it_found_on_kaf
     events_topic = await new_topic(apache_kafka, "inventory.events-test")
     service = replace(inventory_app.SERVICE, subscriptions=[Subscription(commands, {}, strict=True)],
                       events_topic=events_topic)
-    settings = Settings(service="inventory", kafka_bootstrap_servers=apache_kafka, database_url=pools.url,
+    settings = Settings(service="inventory", kafka_bootstrap_servers=apache_kafka, inventory_database_url=pools.urls["inventory"],
                         kafka_session_timeout_ms=2000, planning_s=0.5)
     reader = AIOKafkaConsumer(events_topic, bootstrap_servers=apache_kafka, auto_offset_reset="earliest")
     await reader.start()
@@ -127,7 +127,7 @@ async def test_the_service_plans_periodically_and_publishes_what_it_found_on_kaf
 async def test_make_plan_prints_a_table_per_sku_and_writes_the_chart_of_one(pools, monkeypatch, capsys, tmp_path):
     pool = await pools("inventory")
     await a_month_of_demand(pool)
-    monkeypatch.setenv("DATABASE_URL", pools.url)
+    monkeypatch.setenv("INVENTORY_DATABASE_URL", pools.urls["inventory"])
     await plan_command.main(sku="A", chart=tmp_path / "a.png")
     out = capsys.readouterr().out.splitlines()
     lines = out[next(n for n, line in enumerate(out) if line.startswith("SKU ")):]  # after the log lines

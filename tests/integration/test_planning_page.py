@@ -66,7 +66,7 @@ async def test_the_planning_page_shows_each_sku_with_its_status_in_colour_and_a_
     await create_topics(apache_kafka, partitions=1, names=[commands])
     service = replace(inventory_app.SERVICE, subscriptions=[Subscription(commands, {}, strict=True)],
                       events_topic=await new_topic(apache_kafka, "inventory.events-test"))
-    settings = Settings(service="inventory", kafka_bootstrap_servers=apache_kafka, database_url=pools.url,
+    settings = Settings(service="inventory", kafka_bootstrap_servers=apache_kafka, inventory_database_url=pools.urls["inventory"],
                         kafka_session_timeout_ms=2000)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(service, settings), host="127.0.0.1", port=port, log_config=None))
