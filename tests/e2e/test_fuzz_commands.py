@@ -215,7 +215,7 @@ async def fuzzing(stack):
     producer = AIOKafkaProducer(bootstrap_servers=stack.bus.bootstrap_servers, acks="all", enable_idempotence=False,
                                 max_request_size=4 * BROKER_MAX_BYTES)  # the broker decides what is too large
     await producer.start()
-    database = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
+    database = await asyncpg.create_pool(stack.database.admin_url, min_size=1, max_size=2)  # both services' inboxes
     yield lambda topic: Fuzzer(stack, topic, producer, database)
     await database.close()
     await producer.stop()
