@@ -1,0 +1,110 @@
+"""The faults of a chaos run, at planned moments of the load: SIGKILLs of service instances (the relay's
+leader of each service in turn, and any instance), a broker stopped with SIGSTOP for a while, and a
+PostgreSQL restart. Each fault done is recorded; one that could not be done is recorded as skipped, with why."""
+
+import asyncio
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+
+from infra import kafka
+from infra.chaos.stack import Database, Instances, relay_leader
+from infra.services import SERVICES
+
+
+@dataclass
+class Fault:
+    at_s: float  # from the start of the load
+    kind: str  # "kill", "broker stop", "database restart"
+    target: str = ""  # for a kill: a service's relay leader ("order leader") or "any"
+
+
+@dataclass
+class Done:
+    kills: list[str] = field(default_factory=list)  # "12.3 s order-2 (order relay leader)"
+    injected: list[str] = field(default_factory=list)  # the other faults, as done
+    skipped: list[str] = field(default_factory=list)  # with why
+
+
+def plan(duration_s: float, kills: int, broker_stop_s: float, rng: random.Random) -> list[Fault]:
+    """Kills at random moments over the load, three of each four at a relay leader (order, inventory,
+    notification in turn), the fourth at any instance; the broker stopped at a third of the load, the
+    database restarted at two thirds."""
+    targets = [f"{s} leader" for s in SERVICES] + ["any"]
+    moments = sorted(rng.uniform(0.05, 0.95) * duration_s for _ in range(kills))
+    faults = [Fault(t, "kill", targets[i % len(targets)]) for i, t in enumerate(moments)]
+    faults.append(Fault(duration_s / 3, "broker stop"))
+    faults.append(Fault(duration_s * 2 / 3, "database restart"))
+    return sorted(faults, key=lambda f: f.at_s)
+
+
+class Injector:
+    def __init__(self, instances: Instances, broker: kafka.Broker, database: Database, broker_stop_s: float,
+                 rng: random.Random) -> None:
+        self._instances = instances
+        self._broker = broker
+        self._database = database
+        self._broker_stop_s = broker_stop_s
+        self._rng = rng
+        self.done = Done()
+        self._broker_stopped = False
+
+    async def run(self, faults: list[Fault], started: float) -> None:
+        """Inject `faults` at their moments from `started` (a monotonic time). A broker stop runs beside the
+        others: kills go on while the broker is away."""
+        stops = []
+        for fault in faults:
+            await asyncio.sleep(max(0.0, started + fault.at_s - time.monotonic()))
+            if fault.kind == "kill":
+                await self._kill(fault.target, time.monotonic() - started)
+            elif fault.kind == "broker stop":
+                stops.append(asyncio.create_task(self._stop_broker(time.monotonic() - started)))
+            else:
+                await self._restart_database(time.monotonic() - started)
+        await asyncio.gather(*stops)
+
+    async def _kill(self, target: str, at_s: float) -> None:
+        service, _, leader = target.partition(" ")
+        instance, why = None, "any instance"
+        if leader:
+            try:
+                instance = await relay_leader(self._database.admin_url, service)
+                why = f"{service} relay leader"
+            except Exception as error:  # the database is restarting: any instance of that service
+                why = f"an instance of {service}; the relay's leader was not found: {error!r}"
+            if instance not in self._instances.alive(service):
+                instance, why = None, f"an instance of {service} (no relay leader found)"
+        if instance is None:
+            alive = self._instances.alive(service if leader else None)
+            if not alive:
+                self.done.skipped.append(f"kill at {at_s:.1f} s: no {service or ''} instance alive")
+                return
+            instance = self._rng.choice(alive)
+        self._instances.kill(instance)
+        self.done.kills.append(f"{at_s:6.1f} s  {instance} ({why})")
+
+    async def _stop_broker(self, at_s: float) -> None:
+        pid = self._broker.process.pid
+        os.killpg(pid, signal.SIGSTOP)
+        self._broker_stopped = True
+        try:
+            await asyncio.sleep(self._broker_stop_s)
+        finally:
+            os.killpg(pid, signal.SIGCONT)
+            self._broker_stopped = False
+        self.done.injected.append(f"broker stopped (SIGSTOP) at {at_s:.1f} s for {self._broker_stop_s:.0f} s")
+
+    def resume_broker(self) -> None:
+        """For a run cut short: never leave the broker stopped."""
+        if self._broker_stopped:
+            os.killpg(self._broker.process.pid, signal.SIGCONT)
+
+    async def _restart_database(self, at_s: float) -> None:
+        if self._database.restart_command is None:
+            self.done.skipped.append(f"database restart skipped: {self._database.why_not}")
+            return
+        began = time.monotonic()
+        await asyncio.to_thread(self._database.restart)
+        self.done.injected.append(f"database restarted at {at_s:.1f} s (took {time.monotonic() - began:.1f} s)")
