@@ -64,6 +64,13 @@ FROM {schema}.events ORDER BY position
 """
 
 
+# Deliveries the dispatcher settled as in doubt (services/notification/outbox.py): never sent again.
+IN_DOUBT = """
+SELECT notification_id::text, channel FROM notification_service.notification_outbox
+WHERE sent_at IS NULL AND sending_since IS NOT NULL AND failed_reason IS NOT NULL
+"""
+
+
 async def read_database(url: str) -> dict:
     """The event stores and the rows the checks compare, as plain values."""
     conn = await asyncpg.connect(url)
@@ -83,6 +90,7 @@ async def read_database(url: str) -> dict:
             skus=await rows("SELECT sku, on_hand, reserved, backordered FROM inventory_service.skus"),
             reservations=await rows("SELECT * FROM inventory_service.reservations"),
             backorders=await rows("SELECT * FROM inventory_service.backorders"),
+            in_doubt={(r["notification_id"], r["channel"]) for r in await conn.fetch(IN_DOUBT)},
         )
     finally:
         await conn.close()

@@ -115,10 +115,9 @@ async def chaos(options: Options, log=print) -> Outcome:
         if busy is not None:
             violations.insert(0, invariants.Violation("quiet", "the system",
                                                       f"still busy {quiet_after:.0f} s after the load: {busy}"))
-        leased = await _leased_notifications(database.admin_url)
     outcome = Outcome(violations, injector.done, quiet_after_s=None if busy else quiet_after)
     outcome.summary = _summary(options, seed, load, observed, injector.done, restarts, load_s, quiet_after, busy,
-                               leased, database)
+                               database)
     return outcome
 
 
@@ -136,16 +135,10 @@ async def _wait_for_catalogue(admin_url: str, skus: int, timeout: float = 60) ->
 
 
 BACKLOG = "SELECT count(*) FROM {schema}.events WHERE position > (SELECT position FROM {schema}.relay_cursor)"
-# Due now or soon (the ETA window), and not leased: what a dispatcher still has to send. One leased by a
-# dispatcher that was killed waits for its lease to run out (5 minutes): counted apart, in the summary.
+# Queued and neither sent nor settled: what the dispatchers still have to send (ETA updates wait for their
+# window, ETA_UPDATE_WINDOW_S, 2 s here).
 NOTIFICATIONS_TO_SEND = """
-SELECT count(*) FROM notification_service.notification_outbox n
-JOIN notification_service.order_contacts c USING (order_id)
-WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND (n.claimed_until IS NULL OR n.claimed_until < now())
-"""
-NOTIFICATIONS_LEASED = """
-SELECT count(*) FROM notification_service.notification_outbox
-WHERE sent_at IS NULL AND failed_reason IS NULL AND claimed_until >= now()
+SELECT count(*) FROM notification_service.notification_outbox WHERE sent_at IS NULL AND failed_reason IS NULL
 """
 
 
@@ -207,17 +200,8 @@ async def _busy(admin: AIOKafkaAdminClient, admin_url: str, instances: stack.Ins
     return reasons
 
 
-async def _leased_notifications(admin_url: str) -> int:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        return await conn.fetchval(NOTIFICATIONS_LEASED)
-    finally:
-        await conn.close()
-
-
 def _summary(options: Options, seed: int, load: Load, observed: invariants.Observed, done: Done,
-             restarts: dict[str, int], load_s: float, quiet_after: float, busy: str | None, leased: int,
-             database: stack.Database) -> list[str]:
+             restarts: dict[str, int], load_s: float, quiet_after: float, busy: str | None, database: stack.Database) -> list[str]:
     placed = {r.data["order_id"] for r in observed.stores["order"] if r.type == "OrderPlaced"}
     per_topic = {t: (len({r.id for r in records}), len(records)) for t, records in observed.topics.items()
                  if t in topics.ALL}
@@ -236,7 +220,8 @@ def _summary(options: Options, seed: int, load: Load, observed: invariants.Obser
         "events per topic     " + ", ".join(f"{t} {n:,}" + (f" (+{total - n:,} repeats)" if total > n else "")
                                             for t, (n, total) in per_topic.items()),
         "dead letters         " + (", ".join(f"{t} {n:,}" for t, n in dead.items()) or "none"),
-        f"mails                {len(observed.mails):,} in the sink",
+        f"mails                {len(observed.mails):,} in the sink; in doubt after a kill (maybe sent, never sent "
+        f"again): {len(observed.in_doubt)}",
         f"kills                {len(done.kills)} (SIGKILL); restarts: "
         + ", ".join(f"{name} {n}" for name, n in sorted(restarts.items())),
         *(f"                     {kill}" for kill in done.kills),
@@ -245,7 +230,6 @@ def _summary(options: Options, seed: int, load: Load, observed: invariants.Obser
         f"database             {database.what}",
         f"time to quiet        {quiet_after:.1f} s after the load" if busy is None else
         f"time to quiet        NOT QUIET after {quiet_after:.1f} s: {busy}",
-        f"notifications leased by a killed dispatcher, waiting for the lease to run out: {leased}",
     ]
     return lines
 
