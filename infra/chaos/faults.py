@@ -3,6 +3,7 @@ leader of each service in turn, and any instance), a broker stopped with SIGSTOP
 PostgreSQL restart. Each fault done is recorded; one that could not be done is recorded as skipped, with why."""
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -69,21 +70,29 @@ class Injector:
         service, _, leader = target.partition(" ")
         instance, why = None, "any instance"
         if leader:
-            try:
-                instance = await relay_leader(self._database.admin_url, service)
-                why = f"{service} relay leader"
-            except Exception as error:  # the database is restarting: any instance of that service
-                why = f"an instance of {service}; the relay's leader was not found: {error!r}"
-            if instance not in self._instances.alive(service):
-                instance, why = None, f"an instance of {service} (no relay leader found)"
+            instance, why = await self._leader(service), f"{service} relay leader"
+            if instance is None:
+                why = f"an instance of {service}: no relay held the lock"
         if instance is None:
-            alive = self._instances.alive(service if leader else None)
+            # Both instances of the service may be down at once (restarting): then one of another service.
+            alive = self._instances.alive(service if leader else None) or self._instances.alive()
             if not alive:
-                self.done.skipped.append(f"kill at {at_s:.1f} s: no {service or ''} instance alive")
+                self.done.skipped.append(f"kill at {at_s:.1f} s: no instance alive")
                 return
             instance = self._rng.choice(alive)
         self._instances.kill(instance)
         self.done.kills.append(f"{at_s:6.1f} s  {instance} ({why})")
+
+    async def _leader(self, service: str, tries: int = 4) -> str | None:
+        """The live instance whose relay holds the lock; a relay that just lost it (its broker or database
+        went away) takes it again within a second or two."""
+        for _ in range(tries):
+            with contextlib.suppress(Exception):  # the database restarting
+                leader = await relay_leader(self._database.admin_url, service)
+                if leader in self._instances.alive(service):
+                    return leader
+            await asyncio.sleep(0.5)
+        return None
 
     async def _stop_broker(self, at_s: float) -> None:
         pid = self._broker.process.pid

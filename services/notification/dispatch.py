@@ -56,12 +56,16 @@ class Dispatcher:
             updates = await self._eta_updates(conn, {d.order_id for d in due if d.kind == domain.ETA_UPDATE})
             opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened, if so
             pending = {d.key for d in due}
+            recorded = 0
             try:
                 for delivery in due:
                     if (sent := await self._deliver(conn, delivery, updates, opened)) is not None:
                         await self._record(conn, [sent])
+                        recorded += 1
                     pending.discard(delivery.key)
             finally:
+                if recorded:
+                    self._on_recorded()  # the relay publishes the batch's NotificationSent events in one pass
                 for name, failure in opened.items():
                     if failure is None:
                         await self._channels[name].close()
@@ -88,7 +92,6 @@ class Dispatcher:
         for d, _, _ in delivered:
             log.info("notification sent", order_id=d.order_id, kind=d.kind, channel=d.channel,
                      notification_id=str(d.notification_id), correlation_id=d.correlation_id)
-        self._on_recorded()
 
     async def _deliver(self, conn, delivery: Delivery, updates, opened) -> Sent | None:
         """Deliver one; returns it with whether it carried a goodwill discount and the traceparent of the span
