@@ -64,11 +64,10 @@ async def chaos(options: Options, log=print) -> Outcome:
     seed = options.seed or random.randrange(1, 1 << 30)
     rng = random.Random(seed)
     run = stack.run_id()
-    folder = STATE / "chaos"
-    shutil.rmtree(folder, ignore_errors=True)  # the last run's broker data, logs and mails
+    folder = STATE / "chaos" / run  # its own: runs may overlap
     folder.mkdir(parents=True)
     log(f"chaos run {run}, seed {seed}: {options.orders:,} orders at {options.rate:g}/s, {options.kills} kills; "
-        f"logs, mails and broker data in {folder}")
+        f"logs, mails and broker data in {folder} (kept if a violation is found)")
     async with contextlib.AsyncExitStack() as cleanup:
         broker = await asyncio.to_thread(stack.start_broker, folder / "broker")
         cleanup.callback(broker.stop)
@@ -115,6 +114,8 @@ async def chaos(options: Options, log=print) -> Outcome:
         if busy is not None:
             violations.insert(0, invariants.Violation("quiet", "the system",
                                                       f"still busy {quiet_after:.0f} s after the load: {busy}"))
+    if not violations:
+        shutil.rmtree(folder, ignore_errors=True)
     outcome = Outcome(violations, injector.done, quiet_after_s=None if busy else quiet_after)
     outcome.summary = _summary(options, seed, load, observed, injector.done, restarts, load_s, quiet_after, busy,
                                database)
