@@ -212,7 +212,7 @@ def _summary(options: Options, seed: int, load: Load, observed: invariants.Obser
         if r.type in ("OrderConfirmed", "OrderBackordered", "OrderRejected"):
             statuses[r.type] = statuses.get(r.type, 0) + 1
     lines = [
-        f"seed                 {seed} (--seed {seed} repeats the load and the fault plan)",
+        f"seed                 {seed} (--seed {seed}: the same mix of commands and plan of faults, timing aside)",
         f"orders               {len(load.sent.orders):,} offered at {options.rate:g}/s, {len(placed):,} accepted "
         f"(OrderPlaced); status events: " + ", ".join(f"{k} {v:,}" for k, v in sorted(statuses.items())),
         f"commands sent        " + ", ".join(f"{k} {v:,}" for k, v in sorted(load.sent.commands.items()))
