@@ -43,7 +43,7 @@ MIX = {
     "expect": 0.02,
     "reschedule": 0.01,
     "cancel_po": 0.004,
-    "count": 0.01,
+    "count": 0.003,
     "update_product": 0.002,
     "resend_order": 0.01,  # the same PlaceOrder again, a new message id: placed once
 }
@@ -186,7 +186,7 @@ class Load:
             self._send(CancelReplenishment(po_id=po_id, sku=self._open_pos.pop(po_id)))
 
     def _count(self) -> None:
-        self._send(AdjustStock(sku=self._random.choice(self.skus), counted_quantity=self._random.randint(0, 30),
+        self._send(AdjustStock(sku=self._random.choice(self.skus), counted_quantity=self._random.randint(5, 60),
                                reason="cycle count"))
 
     def _update_product(self) -> None:
