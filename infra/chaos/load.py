@@ -8,6 +8,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -43,7 +44,7 @@ MIX = {
     "expect": 0.02,
     "reschedule": 0.01,
     "cancel_po": 0.004,
-    "count": 0.003,
+    "count": 0.01,
     "update_product": 0.002,
     "resend_order": 0.01,  # the same PlaceOrder again, a new message id: placed once
 }
@@ -59,8 +60,10 @@ class Sent:
 
 
 class Load:
-    def __init__(self, bootstrap_servers: str, skus: int, seed: int) -> None:
+    def __init__(self, bootstrap_servers: str, skus: int, seed: int,
+                 on_hand: Callable[[str], Awaitable[int]]) -> None:
         self._bootstrap = bootstrap_servers
+        self._on_hand = on_hand  # what the warehouse holds of a SKU now, for counts that find about as much
         self._random = random.Random(seed)
         self.skus = [f"SKU-{i:03}" for i in range(skus)]
         self.sent = Sent()
@@ -186,8 +189,17 @@ class Load:
             self._send(CancelReplenishment(po_id=po_id, sku=self._open_pos.pop(po_id)))
 
     def _count(self) -> None:
-        self._send(AdjustStock(sku=self._random.choice(self.skus), counted_quantity=self._random.randint(5, 60),
-                               reason="cycle count"))
+        """A count finds a few units fewer or more than the books say, as counts do; one that found far fewer
+        would send a SKU's every reservation back to the queue."""
+        sku, off_by = self._random.choice(self.skus), self._random.randint(-3, 3)
+
+        async def count() -> None:
+            counted = max(0, await self._on_hand(sku) + off_by)
+            self._send(AdjustStock(sku=sku, counted_quantity=counted, reason="cycle count"))
+
+        task = asyncio.create_task(count())
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
     def _update_product(self) -> None:
         self._send(UpdateProduct(sku=self._random.choice(self.skus), lead_time_days=self._random.randint(3, 25)))

@@ -88,7 +88,16 @@ async def chaos(options: Options, log=print) -> Outcome:
         await asyncio.to_thread(instances.start_all)
         log(f"  {len(instances.processes)} instances healthy: {', '.join(instances.processes)}")
 
-        async with Load(broker.bootstrap_servers, options.skus, seed) as load:
+        books = await asyncpg.create_pool(database.admin_url, min_size=1, max_size=2)
+        cleanup.push_async_callback(books.close)
+
+        async def on_hand(sku: str) -> int:
+            try:
+                return await books.fetchval("SELECT on_hand FROM inventory_service.skus WHERE sku = $1", sku) or 0
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # the database is restarting
+                return 20
+
+        async with Load(broker.bootstrap_servers, options.skus, seed, on_hand) as load:
             await load.set_up(options.stock)
             await _wait_for_catalogue(database.admin_url, options.skus)
             duration = options.orders / options.rate
