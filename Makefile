@@ -26,7 +26,7 @@ chaos: .venv/.synced
 	$(UV) run --frozen python -m infra.chaos $(ARGS)
 
 chaos-long: .venv/.synced
-	$(UV) run --frozen python -m infra.chaos --orders 100000 --rate 50 --kills 60 --quiet-timeout-s 1800 $(ARGS)
+	$(UV) run --frozen python -m infra.chaos --orders 100000 --rate 45 --kills 60 --quiet-timeout-s 1800 $(ARGS)
 
 rebuild: .venv/.synced
 	$(UV) run --frozen python -m services.rebuild $(SERVICE)

@@ -3,7 +3,7 @@ stopped and PostgreSQL restarts; then quiet, then the invariant checker. Prints 
 summary, and exits 1 on any violation.
 
     make chaos                                   # 4,000 orders at 50/s, 24 kills (about 3 minutes)
-    make chaos-long                              # 100,000 orders at 50/s, 60 kills
+    make chaos-long                              # 100,000 orders at 45/s, 60 kills
 """
 
 import argparse
