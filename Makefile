@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything they need.
 # `make run ARGS="--brokers 3 --instances 3"`: a local Kafka cluster, several instances of each service.
-.PHONY: run test bench simulate plan schemas rebuild clean
+.PHONY: run test bench chaos chaos-long simulate plan schemas rebuild clean
 
 # uv from the PATH, else a private copy installed with the machine's Python.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -21,6 +21,13 @@ test: .venv/.synced
 
 bench: .venv/.synced
 	$(UV) run --frozen python -m benchmarks.throughput $(ARGS)
+
+# Faults under load, then the invariant checker (infra/chaos): the short run is also part of `make test`.
+chaos: .venv/.synced
+	$(UV) run --frozen python -m infra.chaos $(ARGS)
+
+chaos-long: .venv/.synced
+	$(UV) run --frozen python -m infra.chaos --orders 100000 --rate 45 --kills 60 --quiet-timeout-s 1800 $(ARGS)
 
 simulate: .venv/.synced
 	$(UV) run --frozen python -m simulation $(ARGS)

@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import logging
 import secrets
-import socket
 import statistics
 import tempfile
 import time
@@ -20,6 +19,7 @@ from aiokafka.structs import TopicPartition
 
 from infra import kafka
 from infra.certificates import broker_certificate
+from infra.ports import free_port
 from infra.topics import create_topics
 
 TOPIC, PARTITIONS = "bench.security", 3
@@ -77,25 +77,12 @@ async def measure(broker: kafka.Broker, records: int, size: int, repeat: int) ->
     return {"connect ms": connect, "produce records/s": records / produce, "consume records/s": records / consume}
 
 
-def free_port_pair() -> int:
-    """A free port whose next one is free too (the broker's controller listens there)."""
-    while True:
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            try:
-                second.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-
-
 def run(folder: Path, records: int, size: int, repeat: int) -> dict[str, dict[str, float]]:
     keystore, cafile = broker_certificate(folder / "tls")
     results = {}
     for name, secured in (("PLAINTEXT", None), ("SASL_SSL", kafka.SaslSsl(keystore, cafile, "bench",
                                                                           secrets.token_urlsafe(18)))):
-        broker = kafka.start_apache_kafka(free_port_pair(), folder / name, sasl_ssl=secured)
+        broker = kafka.start_apache_kafka(free_port(also=(1,)), folder / name, sasl_ssl=secured)
         try:
             results[name] = asyncio.run(measure(broker, records, size, repeat))
         finally:

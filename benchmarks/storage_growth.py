@@ -43,7 +43,7 @@ from infra.mailsink import MailSink
 from infra.services import start_services, stop_services, wait_healthy
 from infra.topics import create_topics
 from services.runtime import db
-from tests.conftest import free_port
+from infra.ports import free_port
 
 FATES = {"stocked_shipped": 400, "stocked_cancelled": 100, "received_shipped": 200, "backordered_cancelled": 150,
          "waiting": 150}

@@ -16,13 +16,21 @@ from services.runtime.subscriptions import subscriptions_for
 SETTINGS = load("notification")
 
 
+# Dispatchers per process, each with its own connections: a delivery waits on the channel and on its own
+# recording (each is recorded before the next is sent), so deliveries go out side by side, not one by one.
+DISPATCHERS = 4
+
+
 def background(runtime: Runtime):
     settings = runtime.settings
-    dispatcher = Dispatcher(runtime.pool, Mailer(settings.smtp_url, settings.mail_from),
-                            Webhook(settings.webhook_url, settings.webhook_secret.get_secret_value()) if settings.webhook_url else None,
-                            on_recorded=runtime.relay.wake)
-    runtime.after_commit.append(dispatcher.wake)
-    return [dispatcher.run()]
+    dispatchers = [
+        Dispatcher(runtime.pool, Mailer(settings.smtp_url, settings.mail_from),
+                   Webhook(settings.webhook_url, settings.webhook_secret.get_secret_value()) if settings.webhook_url else None,
+                   on_recorded=runtime.relay.wake)
+        for _ in range(DISPATCHERS)
+    ]
+    runtime.after_commit += [dispatcher.wake for dispatcher in dispatchers]
+    return [dispatcher.run() for dispatcher in dispatchers]
 
 
 def gauges(runtime: Runtime):

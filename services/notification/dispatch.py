@@ -1,9 +1,11 @@
-"""Sends queued notifications on their channels after their transaction commits. Deliveries are recorded
-as sent, with their NotificationSent events, in short transactions of their own every few deliveries
-(RECORD_EVERY), never rolled back by a later failure; the notification id travels with each (Message-ID,
-Idempotency-Key), so a receiver can drop the few repeats a crash between a channel's answer and that commit
-can cause. Deliveries being sent are leased, so that two dispatchers never send one. A failed delivery is
-retried with backoff; a refused one is kept with why."""
+"""Sends queued notifications on their channels after their transaction commits, at most once each. Every
+delivery is marked as being sent before its channel gets it, and recorded as sent, with its NotificationSent
+event, in a short transaction of its own the moment the channel accepts it. A dispatcher killed in between
+leaves that one delivery in doubt: it may have been sent, so it is kept as failed with why, never sent
+again (the notification id travels with it, as Message-ID and Idempotency-Key). Deliveries being sent are
+leased, so that two dispatchers never send one; the lease of a dispatcher that died ends with its database
+session, and another takes over what it had not started at once. A failed delivery is retried with backoff;
+a refused one is kept with why."""
 
 import asyncpg
 import structlog
@@ -20,7 +22,6 @@ from services.runtime.loops import Wakeup, drain, run_forever
 log = structlog.get_logger()
 
 MAX_ATTEMPTS = 20  # with the outbox's backoff (doubling to 5 minutes): about an hour of trying
-RECORD_EVERY = 20  # deliveries per recording transaction: the most a crash can make a receiver see twice
 
 Sent = tuple[Delivery, bool, str | None]  # a delivery, whether it carried a discount, the traceparent of its span
 
@@ -47,23 +48,24 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Send one batch of due notifications; returns how many were due."""
         async with self._pool.acquire() as conn:
+            if settled := await outbox.settle_in_doubt(conn):
+                log.warning("notifications left in doubt by a dispatcher that stopped, not sent again", count=settled)
             due = await outbox.claim(conn, self._batch_size)
             if not due:
                 return 0
             updates = await self._eta_updates(conn, {d.order_id for d in due if d.kind == domain.ETA_UPDATE})
             opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened, if so
             pending = {d.key for d in due}
-            delivered: list[Sent] = []
+            recorded = 0
             try:
                 for delivery in due:
                     if (sent := await self._deliver(conn, delivery, updates, opened)) is not None:
-                        delivered.append(sent)
+                        await self._record(conn, [sent])
+                        recorded += 1
                     pending.discard(delivery.key)
-                    if len(delivered) == RECORD_EVERY:
-                        await self._record(conn, delivered)
-                        delivered = []
             finally:
-                await self._record(conn, delivered)
+                if recorded:
+                    self._on_recorded()  # the relay publishes the batch's NotificationSent events in one pass
                 for name, failure in opened.items():
                     if failure is None:
                         await self._channels[name].close()
@@ -90,7 +92,6 @@ class Dispatcher:
         for d, _, _ in delivered:
             log.info("notification sent", order_id=d.order_id, kind=d.kind, channel=d.channel,
                      notification_id=str(d.notification_id), correlation_id=d.correlation_id)
-        self._on_recorded()
 
     async def _deliver(self, conn, delivery: Delivery, updates, opened) -> Sent | None:
         """Deliver one; returns it with whether it carried a goodwill discount and the traceparent of the span
@@ -116,6 +117,7 @@ class Dispatcher:
                 raise failure
             # A child of the span that queued it: the mail ends the trace of the command that caused it. A
             # failure is recorded on the span as it leaves it.
+            await outbox.sending(conn, delivery)
             with tracing.tracer.start_as_current_span(
                     f"notification send {delivery.kind} by {delivery.channel}", tracing.parent(delivery.traceparent),
                     SpanKind.CLIENT, {"orderflow.service": "notification", "orderflow.channel": delivery.channel,

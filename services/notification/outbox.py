@@ -33,21 +33,33 @@ CROSS JOIN unnest($6::text[]) AS channel
 ON CONFLICT (order_id, channel) WHERE kind = 'eta_changed' AND sent_at IS NULL AND failed_reason IS NULL
 DO UPDATE SET touched_at = clock_timestamp()
 """
-# Only orders whose contact is known: a notification can overtake the OrderPlaced it needs.
+# Only orders whose contact is known: a notification can overtake the OrderPlaced it needs. A lease whose
+# dispatcher's session is gone (the process died) is over: a dispatcher leases through one session.
 CLAIM = """
-WITH due AS (
-    SELECT n.notification_id, n.channel FROM notification_outbox n JOIN order_contacts c USING (order_id)
-    WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.send_after <= now()
-      AND (n.claimed_until IS NULL OR n.claimed_until < now())
+WITH live AS (SELECT array_agg(pid) AS pids FROM pg_stat_activity), due AS (
+    SELECT n.notification_id, n.channel FROM notification_outbox n JOIN order_contacts c USING (order_id), live
+    WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.sending_since IS NULL AND n.send_after <= now()
+      AND (n.claimed_until IS NULL OR n.claimed_until < now() OR n.claimed_by <> ALL (live.pids))
     ORDER BY n.created_at LIMIT $1
     FOR UPDATE OF n SKIP LOCKED
 ), claimed AS (
-    UPDATE notification_outbox n SET claimed_until = now() + interval '5 minutes'
+    UPDATE notification_outbox n SET claimed_until = now() + interval '5 minutes', claimed_by = pg_backend_pid()
     FROM due WHERE (n.notification_id, n.channel) = (due.notification_id, due.channel)
     RETURNING n.*
 )
 SELECT claimed.*, c.customer_id, c.customer_email
 FROM claimed JOIN order_contacts c USING (order_id) ORDER BY claimed.created_at
+"""
+# Committed before the channel is given a delivery: if the dispatcher dies before recording it as sent, the
+# channel may have taken it, and it is settled as in doubt rather than sent a second time.
+SENDING = "UPDATE notification_outbox SET sending_since = now() WHERE notification_id = $1 AND channel = $2"
+IN_DOUBT = """
+WITH live AS (SELECT array_agg(pid) AS pids FROM pg_stat_activity)
+UPDATE notification_outbox n
+SET failed_reason = 'its dispatcher stopped while sending it: it may have been sent, so it is not sent again'
+FROM live
+WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.sending_since IS NOT NULL
+  AND (n.claimed_until IS NULL OR n.claimed_until < now() OR n.claimed_by <> ALL (live.pids))
 """
 MARK_SENT = """
 UPDATE notification_outbox SET sent_at = now()
@@ -67,7 +79,7 @@ ON CONFLICT DO NOTHING
 """
 REFUSE = "UPDATE notification_outbox SET failed_reason = $3 WHERE notification_id = $1 AND channel = $2"
 RETRY_LATER = """
-UPDATE notification_outbox SET attempts = attempts + 1, claimed_until = NULL,
+UPDATE notification_outbox SET attempts = attempts + 1, claimed_until = NULL, sending_since = NULL,
        send_after = now() + least(300, 0.5 * 2 ^ attempts) * interval '1 second',
        failed_reason = CASE WHEN attempts + 1 >= $3 THEN 'gave up after ' || (attempts + 1) || ' attempts: ' || $4 END
 WHERE notification_id = $1 AND channel = $2
@@ -143,6 +155,17 @@ async def queue_eta_updates(conn: asyncpg.Connection, updates: Sequence[EtaUpdat
 async def claim(conn: asyncpg.Connection, limit: int) -> list[Delivery]:
     """Lease up to `limit` due deliveries, oldest first."""
     return [Delivery(**{f: r[f] for f in Delivery.__dataclass_fields__}) for r in await conn.fetch(CLAIM, limit)]
+
+
+async def sending(conn: asyncpg.Connection, delivery: Delivery) -> None:
+    """The delivery goes to its channel now (committed first: see SENDING)."""
+    await conn.execute(SENDING, *delivery.key)
+
+
+async def settle_in_doubt(conn: asyncpg.Connection) -> int:
+    """Deliveries whose dispatcher died between handing them to the channel and recording them: kept as
+    failed with why, never sent again (at most once). Returns how many."""
+    return int((await conn.execute(IN_DOUBT)).split()[-1])
 
 
 async def mark_sent(conn: asyncpg.Connection, sent: Sequence[Delivery]) -> None:

@@ -1,0 +1,3 @@
+from infra.chaos.run import main
+
+main()
