@@ -18,7 +18,7 @@ from infra.services import SERVICES
 @dataclass
 class Fault:
     at_s: float  # from the start of the load
-    kind: str  # "kill", "broker stop", "database restart"
+    kind: str  # "kill", "broker stop", "broker kill", "database restart"
     target: str = ""  # for a kill: a service's relay leader ("order leader") or "any"
 
 

@@ -29,7 +29,8 @@ class DiesWhileSending(Channel):
 
 
 async def test_a_killed_dispatcher_neither_repeats_what_it_sent_nor_holds_back_what_it_did_not_start(database_factory):
-    url = database_factory()
+    database = database_factory()
+    url = database.urls["notification"]
     pool = await db.connect_pool(url, "notification")
     dying_url = f"{url}{'&' if '?' in url else '?'}application_name=dying-dispatcher"
     dying_pool = await db.connect_pool(dying_url, "notification")
@@ -42,7 +43,7 @@ async def test_a_killed_dispatcher_neither_repeats_what_it_sent_nor_holds_back_w
     dispatching = asyncio.create_task(Dispatcher(dying_pool, dying, on_recorded=lambda: None).dispatch_once())
     await asyncio.wait_for(dying.in_flight.wait(), 10)
     # SIGKILL: its sessions end with the process, and none of its code runs again.
-    admin = await asyncpg.connect(url)
+    admin = await asyncpg.connect(database.admin_url)
     await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'dying-dispatcher'")
     await admin.close()
     dispatching.cancel()
