@@ -141,7 +141,7 @@ async def plan_skus(conn: asyncpg.Connection, skus: list[str], forecasts: dict[s
     def plan_one(state: Sku) -> list[Event]:
         sku = state.sku
         lead = lead_times.learn(delivered.get(sku, []), state.product.lead_time_days)
-        learned = [e for told in policy.learned(state, lead) for e in supply.learn_lead_time(state, told)]
+        learned = [e for told in policy.learned(state, lead) for e in supply.learn_lead_time(state, told, today)]
         forecast = forecasts.get(sku) or Forecast((0.0,), 0.0, "none")
         where = policy.plan(state, forecast, lead, settings)
         findings, memory = policy.decide(where, lead, open_orders.get(sku, []), memories.get(sku, policy.Memory()),

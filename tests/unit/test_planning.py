@@ -151,7 +151,7 @@ def test_a_learned_lead_time_moves_the_etas_that_rest_on_the_lead_time():
     allocate(state, "o1", 2)
     lead = learn([delivered(d, n) for n, d in enumerate([16, 17, 15, 18])], prior_days=10)
     [told] = learned(state, lead)
-    events = run(state, supply.learn_lead_time, told)
+    events = run(state, supply.learn_lead_time, told, TODAY)
     assert events[0] == told
     assert events[1:] == [BackorderEtaChanged(order_id="o1", sku="A", quantity=2,
                                               previous_estimated_ship_date=TODAY + timedelta(days=10),
@@ -160,6 +160,24 @@ def test_a_learned_lead_time_moves_the_etas_that_rest_on_the_lead_time():
     allocate(state, "o2", 1)
     assert state.queue["o2"].eta == TODAY + timedelta(days=lead.quantile_days)
     assert isinstance(told, LeadTimeLearned)
+
+
+def test_a_shorter_learned_lead_time_never_promises_a_day_already_past():
+    state = product(lead_time_days=14)
+    allocate(state, "o1", 2)  # promised TODAY + 14
+    allocate(state, "o2", 1, today=TODAY + timedelta(days=8))  # promised TODAY + 22
+    later = TODAY + timedelta(days=10)
+    told = LeadTimeLearned(sku="A", lead_time_days=5, delay_days=0, mean_days=4.0, std_days=0.5, on_time_rate=1.0,
+                           deliveries=6)
+    events = run(state, supply.learn_lead_time, told, later)
+    # o1 would rest on TODAY + 5, five days ago: it moves where the review would, today plus the lead time.
+    assert events[1:] == [
+        BackorderEtaChanged(order_id="o1", sku="A", quantity=2, previous_estimated_ship_date=TODAY + timedelta(days=14),
+                            estimated_ship_date=later + timedelta(days=5), overdue_on=later),
+        BackorderEtaChanged(order_id="o2", sku="A", quantity=1, previous_estimated_ship_date=TODAY + timedelta(days=22),
+                            estimated_ship_date=TODAY + timedelta(days=13)),
+    ]
+    assert [b.eta for b in state.head()] == [eta for _, eta in supply.etas(state, reach=None)]
 
 
 def test_daily_series_fills_days_without_demand_with_zeros():
