@@ -27,8 +27,6 @@ from services.inventory.domain import allocation, availability, products, supply
 from services.inventory.domain.state import NotLoaded, Sku, evolve
 from services.inventory.planning import lead_times, policy
 from services.inventory.planning.forecast import Forecast
-from services.inventory.planning.lead_times import Delivery
-from services.inventory.planning.policy import Memory, OpenOrder
 from services.inventory.store import Batch, Want
 from services.runtime.eventstore import lock_appends, replay
 from services.runtime.messages import Message, Unhandleable
@@ -131,11 +129,15 @@ class PlanningRun(BaseModel):
     on: date
 
 
-async def plan_skus(conn: asyncpg.Connection, skus: list[str], forecasts: dict[str, Forecast],
-                    delivered: dict[str, list[Delivery]], open_orders: dict[str, list[OpenOrder]],
-                    memories: dict[str, Memory], today: date, settings: policy.Settings) -> int:
+async def plan_skus(conn: asyncpg.Connection, skus: list[str], forecasts: dict[str, Forecast], today: date,
+                    settings: policy.Settings) -> int:
     """For each SKU: the lead time its deliveries taught (ETAs resting on it move), then where it stands and
-    what to tell: a replenishment suggestion, overstock, a late purchase order, each once. Saves the plans."""
+    what to tell: a replenishment suggestion, overstock, a late purchase order, each once. Saves the plans.
+    What was told and the purchase orders are read with the SKUs locked: a run of another instance that
+    overlapped this one has told what it found, and it is not told again."""
+    await conn.execute(store.LOCK_ROOTS, sorted(skus))
+    delivered, open_orders = await history.supplier_orders(conn, skus)
+    memories = await history.memories(conn, skus)
     plans: dict[str, tuple] = {}
 
     def plan_one(state: Sku) -> list[Event]:

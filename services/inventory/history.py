@@ -40,8 +40,8 @@ WHERE s.received_on IS NULL AND s.sku = ANY($1::text[])
   AND NOT EXISTS (SELECT 1 FROM replenishments r WHERE (r.sku, r.po_id) = (s.sku, s.po_id))
 """
 DEMAND = "SELECT sku, day, quantity FROM demand_daily WHERE day >= $1 AND day < $2"
-ORDERS = "SELECT sku, po_id, ordered_on, expected_on, received_on FROM supplier_orders"
-MEMORY = "SELECT sku, suggested, orders_seen, overstocked, delays_told FROM planning"
+ORDERS = "SELECT sku, po_id, ordered_on, expected_on, received_on FROM supplier_orders WHERE sku = ANY($1::text[])"
+MEMORY = "SELECT sku, suggested, orders_seen, overstocked, delays_told FROM planning WHERE sku = ANY($1::text[])"
 SAVE_PLANS = """
 INSERT INTO planning (sku, name, available, on_order, backordered, daily_demand, days_of_cover, lead_time_days,
                       safety_stock, reorder_point, status, method, forecast, planned_on, suggested, orders_seen,
@@ -102,11 +102,12 @@ async def demand(conn: asyncpg.Connection, days: int, today: date) -> dict[str, 
             for sku, by_day in by_sku.items()}
 
 
-async def supplier_orders(conn: asyncpg.Connection) -> tuple[dict[str, list[Delivery]], dict[str, list[OpenOrder]]]:
-    """Per SKU: the purchase orders received (the lead times), and those still open."""
+async def supplier_orders(conn: asyncpg.Connection, skus: list[str]
+                          ) -> tuple[dict[str, list[Delivery]], dict[str, list[OpenOrder]]]:
+    """Per SKU of `skus`: the purchase orders received (the lead times), and those still open."""
     delivered: dict[str, list[Delivery]] = defaultdict(list)
     still_open: dict[str, list[OpenOrder]] = defaultdict(list)
-    for r in await conn.fetch(ORDERS):
+    for r in await conn.fetch(ORDERS, skus):
         if r["received_on"]:
             delivered[r["sku"]].append(Delivery(r["po_id"], r["ordered_on"], r["expected_on"], r["received_on"]))
         else:
@@ -114,9 +115,10 @@ async def supplier_orders(conn: asyncpg.Connection) -> tuple[dict[str, list[Deli
     return delivered, still_open
 
 
-async def memories(conn: asyncpg.Connection) -> dict[str, Memory]:
+async def memories(conn: asyncpg.Connection, skus: list[str]) -> dict[str, Memory]:
+    """What planning already told about each SKU of `skus`."""
     return {r["sku"]: Memory(r["suggested"], frozenset(r["orders_seen"]), r["overstocked"], frozenset(r["delays_told"]))
-            for r in await conn.fetch(MEMORY)}
+            for r in await conn.fetch(MEMORY, skus)}
 
 
 async def save_plans(conn: asyncpg.Connection, plans: list[tuple[str, Plan, Forecast, Memory]], today: date) -> None:

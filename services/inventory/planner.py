@@ -27,14 +27,11 @@ async def run(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings:
     async with pool.acquire() as conn:
         skus = await store.planned_skus(conn)
         demand = await history.demand(conn, forecast.WINDOW, today)
-        delivered, still_open = await history.supplier_orders(conn)
-        memories = await history.memories(conn)
     forecasts = await forecaster({sku: demand.get(sku, []) for sku in skus}, HORIZON_DAYS)
     planned = 0
     for start in range(0, len(skus), CHUNK):
         async with pool.acquire() as conn, conn.transaction():
-            planned += await handlers.plan_skus(conn, skus[start:start + CHUNK], forecasts, delivered, still_open,
-                                                memories, today, settings)
+            planned += await handlers.plan_skus(conn, skus[start:start + CHUNK], forecasts, today, settings)
     return planned
 
 

@@ -62,7 +62,7 @@ async def test_daily_demand_counts_backordered_units_and_purchase_orders_record_
     today = await a_month_of_demand(pool)
     async with pool.acquire() as conn:
         demand = await history.demand(conn, 182, today)
-        delivered, still_open = await history.supplier_orders(conn)
+        delivered, still_open = await history.supplier_orders(conn, ["A"])
     assert demand == {"A": [4] * 28}  # 112 ordered, though only 60 + what came was there
     assert sorted(d.po_id for d in delivered["A"]) == ["A-po0", "A-po14", "A-po7"]
     assert {d.days for d in delivered["A"]} == {11}
@@ -136,3 +136,20 @@ async def test_make_plan_prints_a_table_per_sku_and_writes_the_chart_of_one(pool
     assert lines[2].split()[0] == "A" and lines[2].split()[-1] in {"reorder", "at_risk"}
     assert lines[-1] == f"chart of A: {tmp_path / 'a.png'}"
     assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+
+
+async def test_two_instances_planning_at_once_tell_each_finding_once(pools):
+    """Every inventory instance runs the planning job: runs that overlap (both read what was told, then
+    forecast, then decide) must not both tell the same finding."""
+    pool = await pools("inventory")
+    today = await a_month_of_demand(pool)
+    both_forecasting = asyncio.Barrier(2)
+
+    async def forecaster(histories, horizon):
+        await both_forecasting.wait()  # each run has read what planning told so far
+        return await planner.in_process(histories, horizon)
+
+    await asyncio.gather(*(planner.run(pool, today, forecaster, policy.Settings()) for _ in range(2)))
+    told = await pool.fetch("SELECT type FROM events WHERE type = ANY($1) ORDER BY position",
+                            ["LeadTimeLearned", "ReplenishmentSuggested", "SupplierDelayDetected", "OverstockDetected"])
+    assert [r["type"] for r in told] == ["LeadTimeLearned", "ReplenishmentSuggested"]
