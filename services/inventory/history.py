@@ -21,7 +21,7 @@ from services.inventory.planning.lead_times import Delivery
 from services.inventory.planning.policy import Memory, OpenOrder, Plan
 
 ADD_DEMAND = """
-INSERT INTO demand_daily (sku, day, quantity) SELECT * FROM unnest($1::text[], $2::date[], $3::int[])
+INSERT INTO demand_daily (sku, day, quantity) SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[])
 ON CONFLICT (sku, day) DO UPDATE SET quantity = demand_daily.quantity + EXCLUDED.quantity
 """
 OPEN_ORDERS = """
@@ -49,9 +49,9 @@ INSERT INTO planning (sku, name, available, on_order, backordered, daily_demand,
 SELECT s.sku, s.name, s.available, s.on_order, s.backordered, s.daily_demand, s.days_of_cover, s.lead_time_days,
        s.safety_stock, s.reorder_point, s.status, s.method, string_to_array(s.forecast, ',')::real[], s.planned_on,
        s.suggested, string_to_array(s.orders_seen, ','), s.overstocked, string_to_array(s.delays_told, ',')
-FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::real[], $7::real[], $8::real[], $9::int[],
-            $10::int[], $11::text[], $12::text[], $13::text[], $14::date[], $15::int[], $16::text[], $17::bool[],
-            $18::text[])
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::real[], $7::real[], $8::real[],
+            $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::date[], $15::bigint[],
+            $16::text[], $17::bool[], $18::text[])
      AS s(sku, name, available, on_order, backordered, daily_demand, days_of_cover, lead_time_days, safety_stock,
           reorder_point, status, method, forecast, planned_on, suggested, orders_seen, overstocked, delays_told)
 ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, available = EXCLUDED.available, on_order = EXCLUDED.on_order,

@@ -153,3 +153,20 @@ async def test_two_instances_planning_at_once_tell_each_finding_once(pools):
     told = await pool.fetch("SELECT type FROM events WHERE type = ANY($1) ORDER BY position",
                             ["LeadTimeLearned", "ReplenishmentSuggested", "SupplierDelayDetected", "OverstockDetected"])
     assert [r["type"] for r in told] == ["LeadTimeLearned", "ReplenishmentSuggested"]
+
+
+async def test_a_day_of_the_largest_orders_is_recorded_and_handled(pools):
+    """Demand refused for want of stock is recorded too, and nothing else bounds it: a day of the largest
+    orders the contract takes must not fail (and so dead-letter) the orders that carry it."""
+    pool = await pools("inventory")
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="A", name="Anvil", lead_time_days=5,
+                                                                    backorderable=False))], START)
+    orders = 2_148  # of a million units each: past what a 32-bit integer holds
+    await handle(pool, [message(ORDERS_EVENTS, placed(f"o{n}", 1_000_000)) for n in range(orders)], START)
+    await handle(pool, [message(ORDERS_EVENTS, placed("one-more", 1_000_000))], START)
+    async with pool.acquire() as conn:
+        assert await history.demand(conn, 7, START + timedelta(days=1)) == {"A": [(orders + 1) * 1_000_000]}
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'OutOfStock'") == orders + 1
+    assert await planner.run(pool, START + timedelta(days=1), planner.in_process, policy.Settings()) == 1
+    plan = (await history.plans(pool))[0]
+    assert plan["daily_demand"] > 2e9 and plan["status"] == "reorder"
