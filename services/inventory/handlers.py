@@ -163,35 +163,45 @@ async def _decide_and_save(conn: asyncpg.Connection, wants: dict[str, Want],
     batch = Batch(conn)
     while True:
         await batch.load(wants)
-        try:
-            _decide(batch, planned, today)
+        missing = _decide(batch, planned, today)
+        if not missing:
             break
-        except NotLoaded as missing:  # decide again with more of that SKU loaded
-            wants[missing.sku].widen(missing)
+        for sku, more in missing.items():  # decide again with more of those SKUs loaded
+            wants[sku].widen(more)
     changed = await batch.save()
     await projections.project(conn, changed, today)
     await history.record(conn, batch.events, today)
     return changed
 
 
-def _decide(batch: Batch, planned: list[tuple[Envelope, list[Step]]], today: date) -> None:
+def _decide(batch: Batch, planned: list[tuple[Envelope, list[Step]]], today: date) -> dict[str, NotLoaded]:
     """Every step's decision in message order, each applied before the next decides; then availability
-    changes, once per SKU and batch, not per order."""
+    changes, once per SKU and batch, not per order. Returns what each SKU that needs more loaded needs (the
+    other SKUs decided on meanwhile: one reload for all of them, not one each, while their roots are locked)."""
     shown_before, last_cause = {}, {}
+    missing: dict[str, NotLoaded] = {}
     for cause, steps in planned:
         for step in steps:
+            if step.sku in missing:
+                continue
             state = batch.skus[step.sku]
             shown_before.setdefault(step.sku, availability.availability(state, today))
             try:
                 events = step.decide(state)
             except products.Refused as refused:
                 raise Unhandleable(str(refused)) from None
+            except NotLoaded as more:
+                missing[step.sku] = more
+                continue
             for event in events:
                 evolve(state, event)
             batch.record(step.sku, events, cause)
             last_cause[step.sku] = cause
+    if missing:
+        return missing
     for sku, cause in last_cause.items():
         batch.record(sku, availability.availability_changes(shown_before[sku], batch.skus[sku], today), cause)
+    return {}
 
 
 def parse_event(type_: str, data: str) -> Event:

@@ -16,13 +16,13 @@ from infra.topics import create_topics
 from services.inventory import app as inventory_app
 from services.inventory import handlers as inventory
 from services import plan as plan_command
-from services.inventory import history, planner
+from services.inventory import history, planner, store
 from services.inventory.planning import policy
 from services.runtime.messages import Subscription
 from services.runtime.settings import Settings
 from tests.integration.harness import new_topic, running
 from tests.integration.helpers import message
-from tests.integration.test_inventory_rows import assert_rows_equal_the_events_folded
+from tests.integration.test_inventory_rows import assert_rows_equal_the_events_folded, whole
 from tests.support import unique
 
 START = date(2026, 9, 1)
@@ -170,3 +170,37 @@ async def test_a_day_of_the_largest_orders_is_recorded_and_handled(pools):
     assert await planner.run(pool, START + timedelta(days=1), planner.in_process, policy.Settings()) == 1
     plan = (await history.plans(pool))[0]
     assert plan["daily_demand"] > 2e9 and plan["status"] == "reorder"
+
+
+async def test_learning_lead_times_of_many_skus_with_backorders_reloads_their_chunk_once(pools, monkeypatch):
+    """A learned lead time moves the ETAs of the whole queue, which planning does not load up front. Every
+    SKU of a chunk that needs its queue is reloaded in one go, not one reload of the chunk per SKU while
+    all its roots are locked (orders for them wait)."""
+    pool = await pools("inventory")
+    skus = [f"S{n:02}" for n in range(20)]
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku=s, name=s, lead_time_days=20)) for s in skus]
+                 + [message(INVENTORY_COMMANDS, ExpectReplenishment(po_id=f"p-{s}", sku=s, quantity=5,
+                                                                    expected_on=START + timedelta(days=3)))
+                    for s in skus], START)
+    await handle(pool, [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id=f"r-{s}", sku=s, quantity=5, po_id=f"p-{s}"))
+                        for s in skus], START + timedelta(days=3))
+    for day in range(4, 10):  # more ordered than there is: every SKU has a queue
+        await handle(pool, [message(ORDERS_EVENTS, placed(f"o{day}-{s}", 2, s)) for s in skus], START + timedelta(days=day))
+    loads = []
+    load = store.Batch.load
+
+    async def counted(batch, wants):
+        loads.append(sorted(wants))
+        await load(batch, wants)
+
+    monkeypatch.setattr(store.Batch, "load", counted)
+    assert await planner.run(pool, START + timedelta(days=10), planner.in_process, policy.Settings()) == 20
+    assert await pool.fetchval("SELECT count(DISTINCT stream_id) FROM events WHERE type = 'LeadTimeLearned'") == 20
+    assert await pool.fetchval("SELECT count(DISTINCT stream_id) FROM events WHERE type = 'BackorderEtaChanged'") == 20
+    assert loads == [skus, skus]
+    async with pool.acquire() as conn:
+        replayed = await inventory.replay_skus(conn)
+    for sku in skus:
+        live = await whole(pool, sku)
+        live.changes = replayed[sku].changes = None
+        assert live == replayed[sku]
