@@ -208,6 +208,13 @@ def test_intermittent_demand_is_forecast_by_croston_and_short_histories_by_their
     assert result["NEW"].daily == (3.0,) * 7
 
 
+def test_a_single_day_of_demand_is_forecast_as_its_average_not_as_a_daily_rate():
+    """Croston learns the interval between demands; with one demand there is none (a history starts at its
+    first demand), and it would forecast that one order every day."""
+    result = forecasting.forecast({"ONCE": [7] + [0] * 40}, horizon=7)
+    assert result["ONCE"].rate == 7 / 41
+
+
 def test_the_service_level_is_a_product_setting():
     lead = learn([], 10)
     assert plan(product(service_level=0.99), flat(5, 2), lead).safety_stock > plan(product(), flat(5, 2), lead).safety_stock
