@@ -62,6 +62,10 @@ ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, available = EXCLUDED.avail
     orders_seen = EXCLUDED.orders_seen, overstocked = EXCLUDED.overstocked, delays_told = EXCLUDED.delays_told
 """
 PLANS = "SELECT * FROM planning ORDER BY sku"
+# Discontinuing cannot be undone: what was told of those SKUs will not be needed again.
+DISCONTINUED = """
+DELETE FROM planning p USING skus s WHERE s.sku = p.sku AND (s.product->>'discontinued')::boolean
+"""
 ARRIVALS = "SELECT expected_on, quantity FROM replenishments WHERE sku = $1"
 
 
@@ -131,6 +135,11 @@ async def save_plans(conn: asyncpg.Connection, plans: list[tuple[str, Plan, Fore
          p.reorder_point, p.status, f.method, join(f"{q:.3f}" for q in f.daily), today, m.suggested,
          join(sorted(m.orders_seen)), m.overstocked, join(sorted(m.delays)))
         for name, p, f, m in plans)))
+
+
+async def forget_discontinued(conn: asyncpg.Connection) -> None:
+    """Forget the plans of discontinued products, which planning no longer looks at: nobody is to reorder them."""
+    await conn.execute(DISCONTINUED)
 
 
 async def plans(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:

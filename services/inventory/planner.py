@@ -26,6 +26,7 @@ async def run(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings:
     """One planning run for every product still sold; returns how many SKUs were planned."""
     async with pool.acquire() as conn:
         skus = await store.planned_skus(conn)
+        await history.forget_discontinued(conn)
         demand = await history.demand(conn, forecast.WINDOW, today)
     forecasts = await forecaster({sku: demand.get(sku, []) for sku in skus}, HORIZON_DAYS)
     planned = 0

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from aiokafka import AIOKafkaConsumer
 
-from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
+from contracts.commands import DiscontinueProduct, ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
 from contracts.events import OrderPlaced
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
 from infra.topics import create_topics
@@ -204,3 +204,14 @@ async def test_learning_lead_times_of_many_skus_with_backorders_reloads_their_ch
         live = await whole(pool, sku)
         live.changes = replayed[sku].changes = None
         assert live == replayed[sku]
+
+
+async def test_a_discontinued_product_leaves_the_plan(pools):
+    """Planning looks at products still sold; the plan must not keep telling people to reorder one that is not."""
+    pool = await pools("inventory")
+    today = await a_month_of_demand(pool)
+    await planner.run(pool, today, planner.in_process, policy.Settings())
+    assert [(r["sku"], r["status"]) for r in await history.plans(pool)] == [("A", "reorder")]
+    await handle(pool, [message(INVENTORY_COMMANDS, DiscontinueProduct(sku="A"))], today)
+    assert await planner.run(pool, today + timedelta(days=1), planner.in_process, policy.Settings()) == 0
+    assert await history.plans(pool) == []
