@@ -3,6 +3,7 @@ once, and a forecast from statsforecast that beats the seasonal naive one."""
 
 import math
 import random
+from dataclasses import replace
 from datetime import date, timedelta
 
 from hypothesis import given
@@ -120,6 +121,25 @@ def test_a_suggestion_is_repeated_when_the_need_grows_materially():
     _, memory = decide(plan(state, flat(5, 1), lead), lead, [], Memory(), TODAY)
     assert decide(plan(state, flat(6, 1), lead), lead, [], memory, TODAY)[0] == []
     assert decide(plan(state, flat(12, 1), lead), lead, [], memory, TODAY)[0]
+
+
+def test_a_position_wavering_at_the_reorder_point_is_not_a_new_situation():
+    state = product(lead_time_days=10)
+    lead = learn([], 10)
+    p = plan(state, flat(5, 1), lead)
+    p = replace(p, position=p.reorder_point)
+    told, memory = decide(p, lead, [], Memory(), TODAY)
+    assert [type(e) for e in told] == [ReplenishmentSuggested]
+    # A unit given back (a cancellation) lifts the position one above the reorder point, an order takes it
+    # back: the same situation, nothing told again.
+    _, memory = decide(replace(p, position=p.reorder_point + 1), lead, [], memory, TODAY)
+    assert decide(p, lead, [], memory, TODAY)[0] == []
+    # Above the reorder point nothing is suggested, however much the target grew.
+    above = replace(p, position=p.reorder_point + 3, target_level=p.reorder_point + 200)
+    assert decide(above, lead, [], memory, TODAY)[0] == []
+    # Stock that came without a purchase order (most of what was suggested) is a new situation.
+    _, memory = decide(replace(p, position=p.position + told[0].quantity), lead, [], memory, TODAY)
+    assert [type(e) for e in decide(p, lead, [], memory, TODAY)[0]] == [ReplenishmentSuggested]
 
 
 def test_overstock_is_told_once_until_the_cover_falls_back():
