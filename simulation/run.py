@@ -159,7 +159,7 @@ class Simulation:
         """The daily ETA review the service runs."""
         for state in self.skus.values():
             overdue = [b.order_id for b in state.queue.values() if b.eta < today]
-            if overdue or any(r.expected_on + state.supplier_delay < today for r in state.replenishments):
+            if overdue or any(r.expected_on < today for r in state.replenishments):
                 self._apply(state, supply.review_overdue(state, today, overdue), today)
 
     def _arrivals(self, today: date) -> None:

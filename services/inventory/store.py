@@ -36,13 +36,12 @@ SELECT * FROM reservations WHERE sku = ANY($3::text[])
 PLANNED_SKUS = "SELECT sku FROM skus WHERE product IS NOT NULL AND NOT (product->>'discontinued')::boolean ORDER BY sku"
 STREAM_VERSIONS = "SELECT stream_id, max(version) AS version FROM events GROUP BY stream_id"
 # What the daily review looks at: backorders whose ETA passed, and SKUs with a purchase order that did not
-# come by its date and the supplier's usual lateness (order_id NULL), in SKU order.
+# come by its date (order_id NULL), in SKU order.
 OVERDUE = """
 SELECT sku, order_id FROM (
     SELECT sku, order_id FROM backorders WHERE eta < $1
     UNION ALL
-    SELECT DISTINCT r.sku, NULL FROM replenishments r JOIN skus s USING (sku)
-    WHERE r.expected_on + s.learned_delay_days < $1
+    SELECT DISTINCT sku, NULL FROM replenishments WHERE expected_on < $1
 ) overdue ORDER BY sku, order_id NULLS FIRST LIMIT $2
 """
 SAVE_ROOTS = """

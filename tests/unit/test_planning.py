@@ -13,7 +13,6 @@ from contracts.events import (
     BackorderEtaChanged,
     LeadTimeLearned,
     OverstockDetected,
-    ReplenishmentRescheduled,
     ReplenishmentSuggested,
     SupplierDelayDetected,
 )
@@ -199,24 +198,6 @@ def test_a_shorter_learned_lead_time_never_promises_a_day_already_past():
                             estimated_ship_date=TODAY + timedelta(days=13)),
     ]
     assert [b.eta for b in state.head()] == [eta for _, eta in supply.etas(state, reach=None)]
-
-
-def test_a_purchase_order_late_by_no_more_than_the_suppliers_usual_lateness_moves_no_eta():
-    state = product(lead_time_days=10)
-    run(state, supply.learn_lead_time, LeadTimeLearned(sku="A", lead_time_days=10, delay_days=5, mean_days=10.0,
-                                                       std_days=2.0, on_time_rate=0.3, deliveries=6), TODAY)
-    expect(state, "po1", 2, TODAY + timedelta(days=3))
-    allocate(state, "o1", 2)
-    assert state.backorder("o1").eta == TODAY + timedelta(days=8)  # the order's date and the usual lateness
-    # A day past the purchase order's date, its lateness explained, the promise not yet due: nothing moves.
-    assert run(state, supply.review_overdue, TODAY + timedelta(days=4), []) == []
-    assert allocate(state, "o2", 1, today=TODAY + timedelta(days=4))[-1].estimated_ship_date == TODAY + timedelta(days=14)
-    # Late beyond it: expected today plus the lead time, the ETAs with it.
-    later = TODAY + timedelta(days=9)
-    moved = run(state, supply.review_overdue, later, [])
-    assert moved[0] == ReplenishmentRescheduled(po_id="po1", sku="A", expected_on=later + timedelta(days=10),
-                                                overdue_on=later)
-    assert [b.eta for b in state.head()] == [later + timedelta(days=15), TODAY + timedelta(days=14)]
 
 
 def test_daily_series_fills_days_without_demand_with_zeros():

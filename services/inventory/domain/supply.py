@@ -148,13 +148,12 @@ def review_overdue(state: Sku, today: date, order_ids: Iterable[str]) -> list[Ev
 
 
 def reschedule_overdue(state: Sku, today: date) -> list[Event]:
-    """Purchase orders that did not come by their date and the supplier's usual lateness (which the ETAs
-    resting on them allow for) are expected today plus the lead time; the ETAs resting on them move with
-    them. The review does this, and so does the first backorder of the day that would otherwise be promised
-    a date before those ahead of it."""
+    """Purchase orders that did not come by their date are expected today plus the lead time; the ETAs
+    resting on them move with them. The review does this, and so does the first backorder of the day that
+    would otherwise be promised a date before those ahead of it."""
     late = [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + state.lead_time,
                                      overdue_on=today)
-            for r in state.replenishments if r.expected_on + state.supplier_delay < today]
+            for r in state.replenishments if r.expected_on < today]
     if not late:
         return []
     draft = state.draft()
