@@ -40,6 +40,7 @@ WHERE s.received_on IS NULL AND s.sku = ANY($1::text[])
   AND NOT EXISTS (SELECT 1 FROM replenishments r WHERE (r.sku, r.po_id) = (s.sku, s.po_id))
 """
 DEMAND = "SELECT sku, day, quantity FROM demand_daily WHERE day >= $1 AND day < $2"
+DEMAND_OF = DEMAND + " AND sku = $3"
 ORDERS = "SELECT sku, po_id, ordered_on, expected_on, received_on FROM supplier_orders WHERE sku = ANY($1::text[])"
 MEMORY = "SELECT sku, suggested, orders_seen, overstocked, delays_told FROM planning WHERE sku = ANY($1::text[])"
 SAVE_PLANS = """
@@ -95,11 +96,11 @@ async def record(conn: asyncpg.Connection, events: Iterable[tuple[str, Event]], 
         await conn.execute(CLOSE_RECEIVED, sorted(received), today)
 
 
-async def demand(conn: asyncpg.Connection, days: int, today: date) -> dict[str, list[int]]:
-    """Each SKU's daily demand over the `days` days before today (today is not over yet)."""
+async def demand(conn: asyncpg.Connection, days: int, today: date, sku: str | None = None) -> dict[str, list[int]]:
+    """Each SKU's daily demand (or only `sku`'s) over the `days` days before today (today is not over yet)."""
     start = today - timedelta(days=days)
     by_sku: dict[str, dict[date, int]] = defaultdict(dict)
-    for r in await conn.fetch(DEMAND, start, today):
+    for r in await (conn.fetch(DEMAND_OF, start, today, sku) if sku else conn.fetch(DEMAND, start, today)):
         by_sku[r["sku"]][r["day"]] = r["quantity"]
     first = {sku: min(days_) for sku, days_ in by_sku.items()}  # a SKU's history starts with its first demand
     return {sku: [by_day.get(first[sku] + timedelta(days=n), 0) for n in range((today - first[sku]).days)]

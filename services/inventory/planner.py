@@ -66,7 +66,7 @@ async def view(pool: asyncpg.Pool, sku: str | None = None) -> tuple[list[asyncpg
     if chosen is None:
         return rows, None, None
     async with pool.acquire() as conn:
-        demand = (await history.demand(conn, CHART_DAYS, chosen["planned_on"])).get(chosen["sku"], [])
+        demand = (await history.demand(conn, CHART_DAYS, chosen["planned_on"], chosen["sku"])).get(chosen["sku"], [])
         arrivals = await history.arrivals(conn, chosen["sku"])
     png = await asyncio.to_thread(chart_png, chosen["sku"], demand, chosen["planned_on"], chosen["forecast"],
                                   chosen["available"], arrivals, chosen["reorder_point"], chosen["safety_stock"])

@@ -64,6 +64,9 @@ async def test_daily_demand_counts_backordered_units_and_purchase_orders_record_
         demand = await history.demand(conn, 182, today)
         delivered, still_open = await history.supplier_orders(conn, ["A"])
     assert demand == {"A": [4] * 28}  # 112 ordered, though only 60 + what came was there
+    async with pool.acquire() as conn:  # one SKU's, for its chart: not every SKU's read to keep one
+        assert await history.demand(conn, 182, today, "A") == demand
+        assert await history.demand(conn, 182, today, "B") == {}
     assert sorted(d.po_id for d in delivered["A"]) == ["A-po0", "A-po14", "A-po7"]
     assert {d.days for d in delivered["A"]} == {11}
     assert [o.po_id for o in still_open["A"]] == ["A-po21"]
