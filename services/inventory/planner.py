@@ -7,6 +7,7 @@ import asyncio
 import multiprocessing
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 
 import asyncpg
@@ -45,6 +46,13 @@ class WorkerForecaster:
     async def __call__(self, histories: dict[str, list[int]], horizon: int) -> dict[str, forecast.Forecast]:
         if not any(len(series) >= forecast.MIN_HISTORY for series in histories.values()):
             return forecast.forecast(histories, horizon)  # plain means: no model, no worker needed yet
+        try:
+            return await self._in_worker(histories, horizon)
+        except BrokenProcessPool:  # the worker died (killed, out of memory): a new one, or no run would forecast
+            self.close()
+            return await self._in_worker(histories, horizon)
+
+    async def _in_worker(self, histories: dict[str, list[int]], horizon: int) -> dict[str, forecast.Forecast]:
         if self._workers is None:
             self._workers = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         return await asyncio.get_running_loop().run_in_executor(self._workers, forecast.forecast, histories, horizon)
@@ -52,6 +60,7 @@ class WorkerForecaster:
     def close(self) -> None:
         if self._workers:
             self._workers.shutdown(cancel_futures=True)
+            self._workers = None
 
 
 async def in_process(histories: dict[str, list[int]], horizon: int) -> dict[str, forecast.Forecast]:

@@ -1,8 +1,11 @@
 """Planning without I/O: lead times learned from deliveries, safety stock and reorder points, findings told
 once, and a forecast from statsforecast that beats the seasonal naive one."""
 
+import asyncio
 import math
+import os
 import random
+import signal
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -16,6 +19,7 @@ from contracts.events import (
     ReplenishmentSuggested,
     SupplierDelayDetected,
 )
+from services.inventory import planner
 from services.inventory.domain import supply
 from services.inventory.planning import forecast as forecasting
 from services.inventory.planning.demand import daily_series, is_intermittent
@@ -238,3 +242,18 @@ def test_a_single_day_of_demand_is_forecast_as_its_average_not_as_a_daily_rate()
 def test_the_service_level_is_a_product_setting():
     lead = learn([], 10)
     assert plan(product(service_level=0.99), flat(5, 2), lead).safety_stock > plan(product(), flat(5, 2), lead).safety_stock
+
+
+async def test_the_forecasting_worker_is_started_again_when_it_died():
+    """The worker process may be killed (out of memory, say): the next planning run forecasts all the same,
+    rather than every run failing until the service restarts."""
+    forecaster = planner.WorkerForecaster()
+    histories = {"S": synthetic(60, 1)}
+    try:
+        first = await forecaster(histories, 7)
+        for pid in list(forecaster._workers._processes):
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        assert await forecaster(histories, 7) == first
+    finally:
+        forecaster.close()
