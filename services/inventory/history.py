@@ -26,7 +26,7 @@ ON CONFLICT (sku, day) DO UPDATE SET quantity = demand_daily.quantity + EXCLUDED
 """
 OPEN_ORDERS = """
 INSERT INTO supplier_orders (sku, po_id, ordered_on, expected_on) SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::date[])
-ON CONFLICT (sku, po_id) DO NOTHING
+ON CONFLICT (sku, po_id, ordered_on) DO NOTHING
 """
 CANCEL_ORDERS = """
 DELETE FROM supplier_orders s USING unnest($1::text[], $2::text[]) AS c(sku, po_id)

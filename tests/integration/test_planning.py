@@ -218,3 +218,25 @@ async def test_a_discontinued_product_leaves_the_plan(pools):
     await handle(pool, [message(INVENTORY_COMMANDS, DiscontinueProduct(sku="A"))], today)
     assert await planner.run(pool, today + timedelta(days=1), planner.in_process, policy.Settings()) == 0
     assert await history.plans(pool) == []
+
+
+async def test_a_purchase_order_id_used_again_after_its_receipt_is_a_new_purchase_order_in_the_history(pools):
+    """The domain takes a purchase order id again once the first was received (as the inbox does after its
+    retention); its lead time is learned and its lateness watched like any other's."""
+    pool = await pools("inventory")
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="A", name="Anvil", lead_time_days=5)),
+                        message(INVENTORY_COMMANDS, ExpectReplenishment(po_id="po", sku="A", quantity=5,
+                                                                        expected_on=START + timedelta(days=5)))], START)
+    await handle(pool, [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="r1", sku="A", quantity=5, po_id="po"))],
+                 START + timedelta(days=5))
+    again = START + timedelta(days=30)
+    await handle(pool, [message(INVENTORY_COMMANDS, ExpectReplenishment(po_id="po", sku="A", quantity=8,
+                                                                        expected_on=again + timedelta(days=5)))], again)
+    async with pool.acquire() as conn:
+        _, still_open = await history.supplier_orders(conn, ["A"])
+    assert still_open["A"] == [policy.OpenOrder("po", again, again + timedelta(days=5))]
+    await handle(pool, [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="r2", sku="A", quantity=8, po_id="po"))],
+                 again + timedelta(days=9))
+    async with pool.acquire() as conn:
+        delivered, still_open = await history.supplier_orders(conn, ["A"])
+    assert sorted(d.days for d in delivered["A"]) == [5, 9] and not still_open

@@ -5,3 +5,7 @@ ALTER TABLE demand_daily ALTER COLUMN quantity TYPE bigint;
 ALTER TABLE planning ALTER COLUMN available TYPE bigint, ALTER COLUMN on_order TYPE bigint,
     ALTER COLUMN backordered TYPE bigint, ALTER COLUMN safety_stock TYPE bigint,
     ALTER COLUMN reorder_point TYPE bigint, ALTER COLUMN suggested TYPE bigint;
+
+-- A purchase order id may be used again once the first was received: each use is a purchase order of its
+-- own in the history (one at a time is open).
+ALTER TABLE supplier_orders DROP CONSTRAINT supplier_orders_pkey, ADD PRIMARY KEY (sku, po_id, ordered_on);
