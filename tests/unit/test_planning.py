@@ -89,6 +89,13 @@ def test_reorder_point_is_lead_time_demand_plus_safety_stock():
     assert (p.position, p.status, p.days_of_cover) == (100, "ok", 20)
 
 
+def test_a_product_nobody_orders_is_not_shown_as_to_reorder():
+    """No demand, no stock: nothing is suggested, and the plan must not say reorder either."""
+    p = plan(product(), Forecast((0.0,), 0.0, "none"), learn([], 14))
+    assert (p.position, p.reorder_point, p.status) == (0, 0, "ok")
+    assert decide(p, learn([], 14), [], Memory(), TODAY)[0] == []
+
+
 def test_a_safety_stock_set_by_hand_overrides_the_computed_one():
     state = product(safety_stock=30)
     assert plan(state, flat(5, 2), learn([], 14)).safety_stock == 30

@@ -65,7 +65,7 @@ def plan(state: Sku, forecast: Forecast, lead: LeadTime, settings: Settings = Se
         status: Status = "overstock"
     elif state.backordered or position < ss:
         status = "at_risk"
-    elif position <= reorder_point:
+    elif position <= reorder_point < target:  # at the reorder point, and something to order (as a suggestion)
         status = "reorder"
     else:
         status = "ok"
