@@ -322,8 +322,8 @@ class BackorderCreated(Event):
 
 
 class BackorderEtaChanged(Event):
-    """`overdue_on` is the day the daily review found the ETA passed without supply and moved it to the
-    next credible date."""
+    """`overdue_on` is the day the ETA was found passed without supply and moved to the next credible date:
+    by the daily review, or by a learned lead time that would put it on a day already past."""
 
     order_id: str
     sku: str

@@ -87,7 +87,7 @@ class Simulation:
                         START)
             if planning:  # what the planning job would have learned from the history period
                 for told in learned(state, learn(self.deliveries[p.sku], p.lead_time_days)):
-                    self._apply(state, supply.learn_lead_time(state, told), START)
+                    self._apply(state, supply.learn_lead_time(state, told, START), START)
             opening = math.ceil(p.history_mean * NAIVE_COVER_DAYS)
             if opening:
                 self._receive(p.sku, f"opening-{p.sku}", opening, None, START)
@@ -173,7 +173,7 @@ class Simulation:
                         state = self.skus[po.sku]
                         lead = learn(self.deliveries[po.sku], self.catalogue[po.sku].lead_time_days)
                         for told in learned(state, lead):
-                            self._apply(state, supply.learn_lead_time(state, told), today)
+                            self._apply(state, supply.learn_lead_time(state, told, today), today)
 
     def _receive(self, sku: str, receipt_id: str, quantity: int, po_id: str | None, today: date) -> None:
         state = self.skus[sku]

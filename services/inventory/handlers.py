@@ -27,8 +27,6 @@ from services.inventory.domain import allocation, availability, products, supply
 from services.inventory.domain.state import NotLoaded, Sku, evolve
 from services.inventory.planning import lead_times, policy
 from services.inventory.planning.forecast import Forecast
-from services.inventory.planning.lead_times import Delivery
-from services.inventory.planning.policy import Memory, OpenOrder
 from services.inventory.store import Batch, Want
 from services.runtime.eventstore import lock_appends, replay
 from services.runtime.messages import Message, Unhandleable
@@ -131,17 +129,21 @@ class PlanningRun(BaseModel):
     on: date
 
 
-async def plan_skus(conn: asyncpg.Connection, skus: list[str], forecasts: dict[str, Forecast],
-                    delivered: dict[str, list[Delivery]], open_orders: dict[str, list[OpenOrder]],
-                    memories: dict[str, Memory], today: date, settings: policy.Settings) -> int:
+async def plan_skus(conn: asyncpg.Connection, skus: list[str], forecasts: dict[str, Forecast], today: date,
+                    settings: policy.Settings) -> int:
     """For each SKU: the lead time its deliveries taught (ETAs resting on it move), then where it stands and
-    what to tell: a replenishment suggestion, overstock, a late purchase order, each once. Saves the plans."""
+    what to tell: a replenishment suggestion, overstock, a late purchase order, each once. Saves the plans.
+    What was told and the purchase orders are read with the SKUs locked: a run of another instance that
+    overlapped this one has told what it found, and it is not told again."""
+    await conn.execute(store.LOCK_ROOTS, sorted(skus))
+    delivered, open_orders = await history.supplier_orders(conn, skus)
+    memories = await history.memories(conn, skus)
     plans: dict[str, tuple] = {}
 
     def plan_one(state: Sku) -> list[Event]:
         sku = state.sku
         lead = lead_times.learn(delivered.get(sku, []), state.product.lead_time_days)
-        learned = [e for told in policy.learned(state, lead) for e in supply.learn_lead_time(state, told)]
+        learned = [e for told in policy.learned(state, lead) for e in supply.learn_lead_time(state, told, today)]
         forecast = forecasts.get(sku) or Forecast((0.0,), 0.0, "none")
         where = policy.plan(state, forecast, lead, settings)
         findings, memory = policy.decide(where, lead, open_orders.get(sku, []), memories.get(sku, policy.Memory()),
@@ -161,35 +163,45 @@ async def _decide_and_save(conn: asyncpg.Connection, wants: dict[str, Want],
     batch = Batch(conn)
     while True:
         await batch.load(wants)
-        try:
-            _decide(batch, planned, today)
+        missing = _decide(batch, planned, today)
+        if not missing:
             break
-        except NotLoaded as missing:  # decide again with more of that SKU loaded
-            wants[missing.sku].widen(missing)
+        for sku, more in missing.items():  # decide again with more of those SKUs loaded
+            wants[sku].widen(more)
     changed = await batch.save()
     await projections.project(conn, changed, today)
     await history.record(conn, batch.events, today)
     return changed
 
 
-def _decide(batch: Batch, planned: list[tuple[Envelope, list[Step]]], today: date) -> None:
+def _decide(batch: Batch, planned: list[tuple[Envelope, list[Step]]], today: date) -> dict[str, NotLoaded]:
     """Every step's decision in message order, each applied before the next decides; then availability
-    changes, once per SKU and batch, not per order."""
+    changes, once per SKU and batch, not per order. Returns what each SKU that needs more loaded needs (the
+    other SKUs decided on meanwhile: one reload for all of them, not one each, while their roots are locked)."""
     shown_before, last_cause = {}, {}
+    missing: dict[str, NotLoaded] = {}
     for cause, steps in planned:
         for step in steps:
+            if step.sku in missing:
+                continue
             state = batch.skus[step.sku]
             shown_before.setdefault(step.sku, availability.availability(state, today))
             try:
                 events = step.decide(state)
             except products.Refused as refused:
                 raise Unhandleable(str(refused)) from None
+            except NotLoaded as more:
+                missing[step.sku] = more
+                continue
             for event in events:
                 evolve(state, event)
             batch.record(step.sku, events, cause)
             last_cause[step.sku] = cause
+    if missing:
+        return missing
     for sku, cause in last_cause.items():
         batch.record(sku, availability.availability_changes(shown_before[sku], batch.skus[sku], today), cause)
+    return {}
 
 
 def parse_event(type_: str, data: str) -> Event:

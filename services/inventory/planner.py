@@ -7,6 +7,7 @@ import asyncio
 import multiprocessing
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 
 import asyncpg
@@ -26,15 +27,13 @@ async def run(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings:
     """One planning run for every product still sold; returns how many SKUs were planned."""
     async with pool.acquire() as conn:
         skus = await store.planned_skus(conn)
+        await history.forget_discontinued(conn)
         demand = await history.demand(conn, forecast.WINDOW, today)
-        delivered, still_open = await history.supplier_orders(conn)
-        memories = await history.memories(conn)
     forecasts = await forecaster({sku: demand.get(sku, []) for sku in skus}, HORIZON_DAYS)
     planned = 0
     for start in range(0, len(skus), CHUNK):
         async with pool.acquire() as conn, conn.transaction():
-            planned += await handlers.plan_skus(conn, skus[start:start + CHUNK], forecasts, delivered, still_open,
-                                                memories, today, settings)
+            planned += await handlers.plan_skus(conn, skus[start:start + CHUNK], forecasts, today, settings)
     return planned
 
 
@@ -47,6 +46,13 @@ class WorkerForecaster:
     async def __call__(self, histories: dict[str, list[int]], horizon: int) -> dict[str, forecast.Forecast]:
         if not any(len(series) >= forecast.MIN_HISTORY for series in histories.values()):
             return forecast.forecast(histories, horizon)  # plain means: no model, no worker needed yet
+        try:
+            return await self._in_worker(histories, horizon)
+        except BrokenProcessPool:  # the worker died (killed, out of memory): a new one, or no run would forecast
+            self.close()
+            return await self._in_worker(histories, horizon)
+
+    async def _in_worker(self, histories: dict[str, list[int]], horizon: int) -> dict[str, forecast.Forecast]:
         if self._workers is None:
             self._workers = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         return await asyncio.get_running_loop().run_in_executor(self._workers, forecast.forecast, histories, horizon)
@@ -54,6 +60,7 @@ class WorkerForecaster:
     def close(self) -> None:
         if self._workers:
             self._workers.shutdown(cancel_futures=True)
+            self._workers = None
 
 
 async def in_process(histories: dict[str, list[int]], horizon: int) -> dict[str, forecast.Forecast]:
@@ -68,7 +75,7 @@ async def view(pool: asyncpg.Pool, sku: str | None = None) -> tuple[list[asyncpg
     if chosen is None:
         return rows, None, None
     async with pool.acquire() as conn:
-        demand = (await history.demand(conn, CHART_DAYS, chosen["planned_on"])).get(chosen["sku"], [])
+        demand = (await history.demand(conn, CHART_DAYS, chosen["planned_on"], chosen["sku"])).get(chosen["sku"], [])
         arrivals = await history.arrivals(conn, chosen["sku"])
     png = await asyncio.to_thread(chart_png, chosen["sku"], demand, chosen["planned_on"], chosen["forecast"],
                                   chosen["available"], arrivals, chosen["reorder_point"], chosen["safety_stock"])

@@ -1,6 +1,6 @@
-"""Random scripts through the inventory handler on real PostgreSQL with a tiny first head window, so
-that partial loading and NotLoaded retries happen on short queues; the events must equal those decided on the
-whole state in memory, and the rows must equal the events folded (handlers.replay_skus)."""
+"""Random scripts through the inventory handler and planning runs on real PostgreSQL with a tiny first head
+window, so that partial loading and NotLoaded retries happen on short queues; the events must equal those
+decided on the whole state in memory, and the rows must equal the events folded (handlers.replay_skus)."""
 
 import json
 import os
@@ -23,8 +23,9 @@ from contracts.commands import (
 from contracts.events import CancellationRequested, OrderPlaced, OrderShipped, ShippedLine
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
 from services.inventory import handlers as inventory
-from services.inventory import store
+from services.inventory import history, store
 from services.inventory.domain import supply
+from services.inventory.planning import lead_times, policy
 from services.inventory.domain.state import Sku, apply
 from services.inventory.store import Batch, Want
 from tests.integration.helpers import message
@@ -99,6 +100,8 @@ async def whole(pool, sku):
 
 SEEDS = int(os.environ.get("FUZZ_SEEDS", "30"))
 FROM_ORDERS = (OrderPlaced, CancellationRequested, OrderShipped)
+# Events that change no state: what the script's in-memory side does not decide.
+TOLD_ONLY = {"AvailabilityChanged", "ReplenishmentSuggested", "OverstockDetected", "SupplierDelayDetected"}
 
 
 @pytest.mark.parametrize("first_head_rows", [1, 3])
@@ -108,7 +111,8 @@ async def test_random_batches_on_a_tiny_head_window_decide_as_on_the_whole_state
     for seed in range(SEEDS):
         rnd = random.Random(seed)
         pool = await pools("inventory")
-        await pool.execute("TRUNCATE events, skus, backorders, reservations, replenishments, inbox CASCADE")
+        await pool.execute("TRUNCATE events, skus, backorders, reservations, replenishments, inbox, demand_daily, "
+                           "supplier_orders, planning CASCADE")
         msgs = script(rnd, 80)
         states: dict[str, Sku] = {}
         expected = []
@@ -130,8 +134,17 @@ async def test_random_batches_on_a_tiny_head_window_decide_as_on_the_whole_state
                 for sku, state in states.items():
                     moved = supply.review_overdue(state, today, [b.order_id for b in state.head()])
                     expected += [(sku, e) for e in apply(state, moved)]
+            if rnd.random() < 0.25:  # a planning run: the lead times the deliveries so far taught move ETAs
+                async with pool.acquire() as conn, conn.transaction():
+                    planned = await store.planned_skus(conn)
+                    delivered, _ = await history.supplier_orders(conn, planned)
+                    await inventory.plan_skus(conn, planned, {}, today, policy.Settings())
+                for sku in planned:
+                    lead = lead_times.learn(delivered.get(sku, []), states[sku].product.lead_time_days)
+                    for told in policy.learned(states[sku], lead):
+                        expected += [(sku, e) for e in apply(states[sku], supply.learn_lead_time(states[sku], told, today))]
         rows = await pool.fetch("SELECT stream_id, type, data FROM events ORDER BY position")
-        got = [(r["stream_id"], r["type"], json.loads(r["data"])) for r in rows if r["type"] != "AvailabilityChanged"]
+        got = [(r["stream_id"], r["type"], json.loads(r["data"])) for r in rows if r["type"] not in TOLD_ONLY]
         want = [(sku, type(e).__name__, json.loads(e.model_dump_json())) for sku, e in expected]
         (got, got_overdue), (want, want_overdue) = _split_review(got), _split_review(want)
         if got_overdue != want_overdue:

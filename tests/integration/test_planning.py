@@ -9,20 +9,20 @@ from datetime import date, timedelta
 
 from aiokafka import AIOKafkaConsumer
 
-from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
+from contracts.commands import DiscontinueProduct, ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
 from contracts.events import OrderPlaced
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
 from infra.topics import create_topics
 from services.inventory import app as inventory_app
 from services.inventory import handlers as inventory
 from services import plan as plan_command
-from services.inventory import history, planner
+from services.inventory import history, planner, store
 from services.inventory.planning import policy
 from services.runtime.messages import Subscription
 from services.runtime.settings import Settings
 from tests.integration.harness import new_topic, running
 from tests.integration.helpers import message
-from tests.integration.test_inventory_rows import assert_rows_equal_the_events_folded
+from tests.integration.test_inventory_rows import assert_rows_equal_the_events_folded, whole
 from tests.support import unique
 
 START = date(2026, 9, 1)
@@ -62,8 +62,11 @@ async def test_daily_demand_counts_backordered_units_and_purchase_orders_record_
     today = await a_month_of_demand(pool)
     async with pool.acquire() as conn:
         demand = await history.demand(conn, 182, today)
-        delivered, still_open = await history.supplier_orders(conn)
+        delivered, still_open = await history.supplier_orders(conn, ["A"])
     assert demand == {"A": [4] * 28}  # 112 ordered, though only 60 + what came was there
+    async with pool.acquire() as conn:  # one SKU's, for its chart: not every SKU's read to keep one
+        assert await history.demand(conn, 182, today, "A") == demand
+        assert await history.demand(conn, 182, today, "B") == {}
     assert sorted(d.po_id for d in delivered["A"]) == ["A-po0", "A-po14", "A-po7"]
     assert {d.days for d in delivered["A"]} == {11}
     assert [o.po_id for o in still_open["A"]] == ["A-po21"]
@@ -136,3 +139,104 @@ async def test_make_plan_prints_a_table_per_sku_and_writes_the_chart_of_one(pool
     assert lines[2].split()[0] == "A" and lines[2].split()[-1] in {"reorder", "at_risk"}
     assert lines[-1] == f"chart of A: {tmp_path / 'a.png'}"
     assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+
+
+async def test_two_instances_planning_at_once_tell_each_finding_once(pools):
+    """Every inventory instance runs the planning job: runs that overlap (both read what was told, then
+    forecast, then decide) must not both tell the same finding."""
+    pool = await pools("inventory")
+    today = await a_month_of_demand(pool)
+    both_forecasting = asyncio.Barrier(2)
+
+    async def forecaster(histories, horizon):
+        await both_forecasting.wait()  # each run has read what planning told so far
+        return await planner.in_process(histories, horizon)
+
+    await asyncio.gather(*(planner.run(pool, today, forecaster, policy.Settings()) for _ in range(2)))
+    told = await pool.fetch("SELECT type FROM events WHERE type = ANY($1) ORDER BY position",
+                            ["LeadTimeLearned", "ReplenishmentSuggested", "SupplierDelayDetected", "OverstockDetected"])
+    assert [r["type"] for r in told] == ["LeadTimeLearned", "ReplenishmentSuggested"]
+
+
+async def test_a_day_of_the_largest_orders_is_recorded_and_handled(pools):
+    """Demand refused for want of stock is recorded too, and nothing else bounds it: a day of the largest
+    orders the contract takes must not fail (and so dead-letter) the orders that carry it."""
+    pool = await pools("inventory")
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="A", name="Anvil", lead_time_days=5,
+                                                                    backorderable=False))], START)
+    orders = 2_148  # of a million units each: past what a 32-bit integer holds
+    await handle(pool, [message(ORDERS_EVENTS, placed(f"o{n}", 1_000_000)) for n in range(orders)], START)
+    await handle(pool, [message(ORDERS_EVENTS, placed("one-more", 1_000_000))], START)
+    async with pool.acquire() as conn:
+        assert await history.demand(conn, 7, START + timedelta(days=1)) == {"A": [(orders + 1) * 1_000_000]}
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'OutOfStock'") == orders + 1
+    assert await planner.run(pool, START + timedelta(days=1), planner.in_process, policy.Settings()) == 1
+    plan = (await history.plans(pool))[0]
+    assert plan["daily_demand"] > 2e9 and plan["status"] == "reorder"
+
+
+async def test_learning_lead_times_of_many_skus_with_backorders_reloads_their_chunk_once(pools, monkeypatch):
+    """A learned lead time moves the ETAs of the whole queue, which planning does not load up front. Every
+    SKU of a chunk that needs its queue is reloaded in one go, not one reload of the chunk per SKU while
+    all its roots are locked (orders for them wait)."""
+    pool = await pools("inventory")
+    skus = [f"S{n:02}" for n in range(20)]
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku=s, name=s, lead_time_days=20)) for s in skus]
+                 + [message(INVENTORY_COMMANDS, ExpectReplenishment(po_id=f"p-{s}", sku=s, quantity=5,
+                                                                    expected_on=START + timedelta(days=3)))
+                    for s in skus], START)
+    await handle(pool, [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id=f"r-{s}", sku=s, quantity=5, po_id=f"p-{s}"))
+                        for s in skus], START + timedelta(days=3))
+    for day in range(4, 10):  # more ordered than there is: every SKU has a queue
+        await handle(pool, [message(ORDERS_EVENTS, placed(f"o{day}-{s}", 2, s)) for s in skus], START + timedelta(days=day))
+    loads = []
+    load = store.Batch.load
+
+    async def counted(batch, wants):
+        loads.append(sorted(wants))
+        await load(batch, wants)
+
+    monkeypatch.setattr(store.Batch, "load", counted)
+    assert await planner.run(pool, START + timedelta(days=10), planner.in_process, policy.Settings()) == 20
+    assert await pool.fetchval("SELECT count(DISTINCT stream_id) FROM events WHERE type = 'LeadTimeLearned'") == 20
+    assert await pool.fetchval("SELECT count(DISTINCT stream_id) FROM events WHERE type = 'BackorderEtaChanged'") == 20
+    assert loads == [skus, skus]
+    async with pool.acquire() as conn:
+        replayed = await inventory.replay_skus(conn)
+    for sku in skus:
+        live = await whole(pool, sku)
+        live.changes = replayed[sku].changes = None
+        assert live == replayed[sku]
+
+
+async def test_a_discontinued_product_leaves_the_plan(pools):
+    """Planning looks at products still sold; the plan must not keep telling people to reorder one that is not."""
+    pool = await pools("inventory")
+    today = await a_month_of_demand(pool)
+    await planner.run(pool, today, planner.in_process, policy.Settings())
+    assert [(r["sku"], r["status"]) for r in await history.plans(pool)] == [("A", "reorder")]
+    await handle(pool, [message(INVENTORY_COMMANDS, DiscontinueProduct(sku="A"))], today)
+    assert await planner.run(pool, today + timedelta(days=1), planner.in_process, policy.Settings()) == 0
+    assert await history.plans(pool) == []
+
+
+async def test_a_purchase_order_id_used_again_after_its_receipt_is_a_new_purchase_order_in_the_history(pools):
+    """The domain takes a purchase order id again once the first was received (as the inbox does after its
+    retention); its lead time is learned and its lateness watched like any other's."""
+    pool = await pools("inventory")
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="A", name="Anvil", lead_time_days=5)),
+                        message(INVENTORY_COMMANDS, ExpectReplenishment(po_id="po", sku="A", quantity=5,
+                                                                        expected_on=START + timedelta(days=5)))], START)
+    await handle(pool, [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="r1", sku="A", quantity=5, po_id="po"))],
+                 START + timedelta(days=5))
+    again = START + timedelta(days=30)
+    await handle(pool, [message(INVENTORY_COMMANDS, ExpectReplenishment(po_id="po", sku="A", quantity=8,
+                                                                        expected_on=again + timedelta(days=5)))], again)
+    async with pool.acquire() as conn:
+        _, still_open = await history.supplier_orders(conn, ["A"])
+    assert still_open["A"] == [policy.OpenOrder("po", again, again + timedelta(days=5))]
+    await handle(pool, [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="r2", sku="A", quantity=8, po_id="po"))],
+                 again + timedelta(days=9))
+    async with pool.acquire() as conn:
+        delivered, still_open = await history.supplier_orders(conn, ["A"])
+    assert sorted(d.days for d in delivered["A"]) == [5, 9] and not still_open

@@ -3,7 +3,7 @@
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from contracts.commands import (
@@ -23,6 +23,7 @@ from contracts.events import (
     BackorderEtaChanged,
     BackorderFulfilled,
     DiscountOffered,
+    LeadTimeLearned,
     OrderPlaced,
     OutOfStock,
     ReplenishmentRescheduled,
@@ -410,7 +411,9 @@ commands = st.lists(
         st.tuples(st.just("lead_time"), st.integers(0, 30), st.booleans()),
         st.tuples(st.just("discontinue"), st.integers(0, 1), st.booleans()),
         st.tuples(st.just("review"), st.integers(0, 40), st.booleans()),
+        st.tuples(st.just("learn"), st.integers(0, 30), st.integers(0, 6)),  # a planning run's LeadTimeLearned
         st.tuples(st.just("day"), st.integers(0, 5), st.booleans()),
+        st.tuples(st.just("day"), st.integers(0, 5), st.booleans()),  # backorders older than a learned lead time
     ),
     min_size=10, max_size=60,
 )
@@ -443,6 +446,10 @@ def decision(state: Sku, i: int, kind: str, quantity: int, flag, today: date):
         case "review":  # the store names the backorders whose ETA passed
             overdue = [b.order_id for b in state.head() if b.eta < today]
             return lambda s: supply.review_overdue(s, today, overdue)
+        case "learn":
+            told = LeadTimeLearned(sku="A", lead_time_days=quantity, delay_days=flag, mean_days=quantity,
+                                   std_days=1.0, on_time_rate=0.5, deliveries=3)
+            return lambda s: supply.learn_lead_time(s, told, today)
         case "expect":
             return lambda s: supply.expect_replenishment(
                 s, ExpectReplenishment(po_id=f"p{i}", sku="A", quantity=quantity, expected_on=TODAY + timedelta(days=flag)))
@@ -466,6 +473,8 @@ def partial_view(state: Sku, head_rows: int, named: set[str]) -> Sku:
 
 @settings(max_examples=600, deadline=None)
 @given(commands, st.integers(0, 6))
+# A backorder ten days old when a five-day lead time is learned.
+@example([("order", 3, True), ("day", 5, True), ("day", 5, True), ("learn", 5, 0)] + [("day", 0, True)] * 6, 0)
 def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_the_state(script, window):
     state = product()
     events = []
@@ -487,6 +496,8 @@ def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_th
         step = run(state, decide)
         assert partial_events in (None, step)
         events += step
+        if kind == "learn":  # a learned lead time never promises a day already past
+            assert all(e.estimated_ship_date >= today for e in step if isinstance(e, BackorderEtaChanged))
         assert 0 <= state.reserved <= state.on_hand
         assert [b.eta for b in state.head()] == full_etas(state)
         assert all(b.quantity > 0 for b in state.head())

@@ -1,8 +1,12 @@
 """Planning without I/O: lead times learned from deliveries, safety stock and reorder points, findings told
 once, and a forecast from statsforecast that beats the seasonal naive one."""
 
+import asyncio
 import math
+import os
 import random
+import signal
+from dataclasses import replace
 from datetime import date, timedelta
 
 from hypothesis import given
@@ -15,6 +19,7 @@ from contracts.events import (
     ReplenishmentSuggested,
     SupplierDelayDetected,
 )
+from services.inventory import planner
 from services.inventory.domain import supply
 from services.inventory.planning import forecast as forecasting
 from services.inventory.planning.demand import daily_series, is_intermittent
@@ -84,6 +89,13 @@ def test_reorder_point_is_lead_time_demand_plus_safety_stock():
     assert (p.position, p.status, p.days_of_cover) == (100, "ok", 20)
 
 
+def test_a_product_nobody_orders_is_not_shown_as_to_reorder():
+    """No demand, no stock: nothing is suggested, and the plan must not say reorder either."""
+    p = plan(product(), Forecast((0.0,), 0.0, "none"), learn([], 14))
+    assert (p.position, p.reorder_point, p.status) == (0, 0, "ok")
+    assert decide(p, learn([], 14), [], Memory(), TODAY)[0] == []
+
+
 def test_a_safety_stock_set_by_hand_overrides_the_computed_one():
     state = product(safety_stock=30)
     assert plan(state, flat(5, 2), learn([], 14)).safety_stock == 30
@@ -122,6 +134,25 @@ def test_a_suggestion_is_repeated_when_the_need_grows_materially():
     assert decide(plan(state, flat(12, 1), lead), lead, [], memory, TODAY)[0]
 
 
+def test_a_position_wavering_at_the_reorder_point_is_not_a_new_situation():
+    state = product(lead_time_days=10)
+    lead = learn([], 10)
+    p = plan(state, flat(5, 1), lead)
+    p = replace(p, position=p.reorder_point)
+    told, memory = decide(p, lead, [], Memory(), TODAY)
+    assert [type(e) for e in told] == [ReplenishmentSuggested]
+    # A unit given back (a cancellation) lifts the position one above the reorder point, an order takes it
+    # back: the same situation, nothing told again.
+    _, memory = decide(replace(p, position=p.reorder_point + 1), lead, [], memory, TODAY)
+    assert decide(p, lead, [], memory, TODAY)[0] == []
+    # Above the reorder point nothing is suggested, however much the target grew.
+    above = replace(p, position=p.reorder_point + 3, target_level=p.reorder_point + 200)
+    assert decide(above, lead, [], memory, TODAY)[0] == []
+    # Stock that came without a purchase order (most of what was suggested) is a new situation.
+    _, memory = decide(replace(p, position=p.position + told[0].quantity), lead, [], memory, TODAY)
+    assert [type(e) for e in decide(p, lead, [], memory, TODAY)[0]] == [ReplenishmentSuggested]
+
+
 def test_overstock_is_told_once_until_the_cover_falls_back():
     state = product()
     receive(state, 1000)
@@ -151,7 +182,7 @@ def test_a_learned_lead_time_moves_the_etas_that_rest_on_the_lead_time():
     allocate(state, "o1", 2)
     lead = learn([delivered(d, n) for n, d in enumerate([16, 17, 15, 18])], prior_days=10)
     [told] = learned(state, lead)
-    events = run(state, supply.learn_lead_time, told)
+    events = run(state, supply.learn_lead_time, told, TODAY)
     assert events[0] == told
     assert events[1:] == [BackorderEtaChanged(order_id="o1", sku="A", quantity=2,
                                               previous_estimated_ship_date=TODAY + timedelta(days=10),
@@ -160,6 +191,24 @@ def test_a_learned_lead_time_moves_the_etas_that_rest_on_the_lead_time():
     allocate(state, "o2", 1)
     assert state.queue["o2"].eta == TODAY + timedelta(days=lead.quantile_days)
     assert isinstance(told, LeadTimeLearned)
+
+
+def test_a_shorter_learned_lead_time_never_promises_a_day_already_past():
+    state = product(lead_time_days=14)
+    allocate(state, "o1", 2)  # promised TODAY + 14
+    allocate(state, "o2", 1, today=TODAY + timedelta(days=8))  # promised TODAY + 22
+    later = TODAY + timedelta(days=10)
+    told = LeadTimeLearned(sku="A", lead_time_days=5, delay_days=0, mean_days=4.0, std_days=0.5, on_time_rate=1.0,
+                           deliveries=6)
+    events = run(state, supply.learn_lead_time, told, later)
+    # o1 would rest on TODAY + 5, five days ago: it moves where the review would, today plus the lead time.
+    assert events[1:] == [
+        BackorderEtaChanged(order_id="o1", sku="A", quantity=2, previous_estimated_ship_date=TODAY + timedelta(days=14),
+                            estimated_ship_date=later + timedelta(days=5), overdue_on=later),
+        BackorderEtaChanged(order_id="o2", sku="A", quantity=1, previous_estimated_ship_date=TODAY + timedelta(days=22),
+                            estimated_ship_date=TODAY + timedelta(days=13)),
+    ]
+    assert [b.eta for b in state.head()] == [eta for _, eta in supply.etas(state, reach=None)]
 
 
 def test_daily_series_fills_days_without_demand_with_zeros():
@@ -190,6 +239,28 @@ def test_intermittent_demand_is_forecast_by_croston_and_short_histories_by_their
     assert result["NEW"].daily == (3.0,) * 7
 
 
+def test_a_single_day_of_demand_is_forecast_as_its_average_not_as_a_daily_rate():
+    """Croston learns the interval between demands; with one demand there is none (a history starts at its
+    first demand), and it would forecast that one order every day."""
+    result = forecasting.forecast({"ONCE": [7] + [0] * 40}, horizon=7)
+    assert result["ONCE"].rate == 7 / 41
+
+
 def test_the_service_level_is_a_product_setting():
     lead = learn([], 10)
     assert plan(product(service_level=0.99), flat(5, 2), lead).safety_stock > plan(product(), flat(5, 2), lead).safety_stock
+
+
+async def test_the_forecasting_worker_is_started_again_when_it_died():
+    """The worker process may be killed (out of memory, say): the next planning run forecasts all the same,
+    rather than every run failing until the service restarts."""
+    forecaster = planner.WorkerForecaster()
+    histories = {"S": synthetic(60, 1)}
+    try:
+        first = await forecaster(histories, 7)
+        for pid in list(forecaster._workers._processes):
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        assert await forecaster(histories, 7) == first
+    finally:
+        forecaster.close()

@@ -41,13 +41,20 @@ def cancel_replenishment(state: Sku, cmd: CancelReplenishment) -> list[Event]:
     return _changed(state, ReplenishmentCancelled(**cmd.model_dump()))
 
 
-def learn_lead_time(state: Sku, learned: LeadTimeLearned) -> list[Event]:
+def learn_lead_time(state: Sku, learned: LeadTimeLearned, today: date) -> list[Event]:
     """A new learned lead time or supplier delay: the ETAs that rest on them move, as with a product's new
-    lead time. The same numbers of days again change nothing."""
+    lead time. The same numbers of days again change nothing. A shorter lead time never promises a day
+    already past (a backorder placed before it was learned): such an ETA moves where the daily review would
+    move it, today plus the lead time."""
     if (state.learned_lead_time_days, state.learned_delay_days) == (learned.lead_time_days, learned.delay_days):
         return []
     draft = state.draft()
-    return apply(draft, [learned]) + after_supply_changed(draft, None)
+    events = apply(draft, [learned]) + apply(draft, cancel_uncovered(draft))
+    credible = today + draft.lead_time
+    moved = [change if change.estimated_ship_date >= today
+             else change.model_copy(update={"estimated_ship_date": credible, "overdue_on": today})
+             for change in eta_changes(draft, None)]
+    return events + apply(draft, [m for m in moved if m.estimated_ship_date != m.previous_estimated_ship_date])
 
 
 def _changed(state: Sku, change: Event) -> list[Event]:

@@ -13,6 +13,9 @@ from services.inventory.planning.demand import is_intermittent
 SEASON = 7  # days: weekly seasonality
 WINDOW = 182  # days of history a forecast fits: half a year follows a trend and keeps fitting quick
 MIN_HISTORY = 2 * SEASON  # fewer days than this: the plain mean is the forecast
+# Croston learns the interval between demands: a history (starting at its first demand) with a single one
+# has none, and Croston would forecast that demand every day. The plain mean it is, until a second one.
+MIN_DEMANDS = 2
 SPREAD_DAYS = 56  # the spread of daily demand around the fit is measured over the last 8 weeks
 _START = date(2000, 1, 3)  # series are given as plain lists; statsforecast wants dates (a Monday)
 
@@ -38,7 +41,8 @@ class Forecast:
 def forecast(histories: Mapping[str, Sequence[float]], horizon: int) -> dict[str, Forecast]:
     """A forecast of the next `horizon` days for each SKU from its daily demand so far."""
     regular = {sku: s[-WINDOW:] for sku, s in histories.items() if len(s) >= MIN_HISTORY and not is_intermittent(s[-WINDOW:])}
-    sparse = {sku: s[-WINDOW:] for sku, s in histories.items() if len(s) >= MIN_HISTORY and sku not in regular}
+    sparse = {sku: s[-WINDOW:] for sku, s in histories.items()
+              if len(s) >= MIN_HISTORY and sku not in regular and sum(q > 0 for q in s[-WINDOW:]) >= MIN_DEMANDS}
     predicted = _predict(regular, horizon, "AutoETS") | _predict(sparse, horizon, "CrostonOptimized")
     result = {}
     for sku, series in histories.items():

@@ -65,7 +65,7 @@ def plan(state: Sku, forecast: Forecast, lead: LeadTime, settings: Settings = Se
         status: Status = "overstock"
     elif state.backordered or position < ss:
         status = "at_risk"
-    elif position <= reorder_point:
+    elif position <= reorder_point < target:  # at the reorder point, and something to order (as a suggestion)
         status = "reorder"
     else:
         status = "ok"
@@ -96,14 +96,17 @@ def decide(p: Plan, lead: LeadTime, open_orders: Sequence[OpenOrder], memory: Me
            settings: Settings = Settings()) -> tuple[list[Event], Memory]:
     """The findings to publish about a SKU today, and what is remembered of them. A suggestion is not
     repeated until a purchase order is expected after it (then the position is looked at anew) or the need
-    grew materially; overstock is told once until the cover falls back; a late purchase order once."""
+    grew materially, or the position rose materially above the reorder point (a unit given back and taken
+    again is the same situation); overstock is told once until the cover falls back; a late purchase order
+    once."""
     events: list[Event] = []
     orders = frozenset(o.po_id for o in open_orders)
     if memory.suggested and orders - memory.orders_seen:
         memory = replace(memory, suggested=0)  # answered
-    if p.position > p.reorder_point:
-        memory = replace(memory, suggested=0)
-    elif (need := p.target_level - p.position) > 0 and need >= memory.suggested * (1 + settings.material_change):
+    if p.position > p.reorder_point + settings.material_change * memory.suggested:
+        memory = replace(memory, suggested=0)  # stock came (without a purchase order): a new situation
+    need = p.target_level - p.position
+    if p.position <= p.reorder_point and need > 0 and need >= memory.suggested * (1 + settings.material_change):
         events.append(ReplenishmentSuggested(
             sku=p.sku, quantity=need, position=p.position, reorder_point=p.reorder_point, safety_stock=p.safety_stock,
             expected_on=today + timedelta(days=lead.quantile_days),
