@@ -10,11 +10,13 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from contracts.commands import OrderLine, PlaceOrder
+from contracts.envelope import Envelope
 from contracts.topics import dead_letter
 from infra.topics import create_topics
 from services.runtime.service import Service, build_app
 from services.runtime.settings import Settings
-from tests.conftest import free_port
+from infra.ports import free_port
 from tests.support import unique
 
 
@@ -120,3 +122,8 @@ async def dead_letters(bootstrap_servers: str, topic: str, count: int = 1, timeo
             assert time.monotonic() < deadline, f"{len(found)} of {count} dead letters on {partition.topic} within {timeout} s"
     finally:
         await reader.stop()
+
+
+def place_order(order_id: str) -> Envelope:
+    return Envelope.wrap(PlaceOrder(order_id=order_id, customer_id="c-1", customer_email="c@example.com",
+                                    lines=[OrderLine(sku="SKU-1", quantity=1)]), source="tests", subject=order_id)

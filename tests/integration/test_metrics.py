@@ -16,15 +16,14 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts.commands import ORDER_COMMANDS, OrderLine, PlaceOrder
-from contracts.envelope import Envelope
+from contracts.commands import ORDER_COMMANDS
 from infra.topics import create_topics
 from services.notification import app as notification
 from services.order import handlers as order_handlers
 from services.runtime.messages import Subscription
 from services.runtime.service import Service
 from services.runtime.settings import Settings
-from tests.integration.harness import DatabaseLink, dead_letters, new_topic, running, send
+from tests.integration.harness import DatabaseLink, dead_letters, new_topic, place_order, running, send
 from tests.support import eventually, unique
 
 HOLD_RELAY = "SELECT pg_advisory_lock(hashtext(current_schema() || '.relay'))"  # the lock a relay leads by
@@ -83,11 +82,6 @@ class OrderService:
 
     async def scrape(self) -> Scrape:
         return await scrape(self.http)
-
-
-def place_order(order_id: str) -> Envelope:
-    return Envelope.wrap(PlaceOrder(order_id=order_id, customer_id="c-1", customer_email="c@example.com",
-                                    lines=[OrderLine(sku="SKU-1", quantity=1)]), source="tests", subject=order_id)
 
 
 def holding_back_hung_orders(release: asyncio.Event):

@@ -16,14 +16,14 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.structs import TopicPartition
 from prometheus_client import REGISTRY
 
-from contracts.commands import ORDER_COMMANDS, CancelOrder, OrderLine, PlaceOrder
+from contracts.commands import ORDER_COMMANDS, CancelOrder
 from contracts.envelope import Envelope
 from contracts.topics import dead_letter
 from services.runtime.consumer import BatchConsumer
 from services.runtime.messages import Subscription
 from services.runtime.service import Service
 from services.runtime.settings import Settings
-from tests.integration.harness import DatabaseLink, dead_letters, new_topic, running, send
+from tests.integration.harness import DatabaseLink, dead_letters, new_topic, place_order, running, send
 from tests.integration.helpers import Published, record
 from tests.support import eventually
 
@@ -45,11 +45,6 @@ def failing_as_asked(release: asyncio.Event | None = None):
                 await release.wait()
 
     return handle
-
-
-def place_order(order_id: str) -> Envelope:
-    return Envelope.wrap(PlaceOrder(order_id=order_id, customer_id="c-1", customer_email="c@example.com",
-                                    lines=[OrderLine(sku="SKU-1", quantity=1)]), source="tests", subject=order_id)
 
 
 @dataclass
