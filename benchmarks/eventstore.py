@@ -79,8 +79,7 @@ async def scratch_database(admin_url: str) -> str:
     conn = await asyncpg.connect(admin_url)
     await conn.execute(f"CREATE DATABASE {name}")
     await conn.close()
-    base, _, query = admin_url.partition("?")
-    return f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
+    return db.with_database(admin_url, name)
 
 
 async def drop_database(admin_url: str, url: str) -> None:

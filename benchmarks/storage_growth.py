@@ -190,8 +190,7 @@ async def main(orders: int, timeout: float) -> None:
     name = f"orderflow_growth_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f"CREATE DATABASE {name}")
-    base, _, query = admin_url.partition("?")
-    url = f"{base.rpartition('/')[0]}/{name}" + (f"?{query}" if query else "")
+    url = db.with_database(admin_url, name)
     with tempfile.TemporaryDirectory() as folder:
         broker = kafka.start_apache_kafka(free_port(also=(1,)), Path(folder) / "kafka")
         mail = MailSink(Path(folder) / "mail", port=free_port()).start()

@@ -90,13 +90,7 @@ async def create_database(run: str) -> Database:
         await conn.execute(f"CREATE DATABASE {name}")
     finally:
         await conn.close()
-    return Database(_with_database(server, name), what, restart, why_not)
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{name}" + (f"?{query}" if query else "")
+    return Database(db.with_database(server, name), what, restart, why_not)
 
 
 def _with_application_name(url: str, name: str) -> str:
@@ -107,7 +101,7 @@ def _with_application_name(url: str, name: str) -> str:
 
 async def drop_database(server_url: str) -> None:
     name = server_url.rpartition("/")[2].partition("?")[0]
-    conn = await asyncpg.connect(_with_database(server_url, "postgres"))
+    conn = await asyncpg.connect(db.with_database(server_url, "postgres"))
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
