@@ -42,6 +42,9 @@ class Mailer:
         self._smtp: aiosmtplib.SMTP | None = None
 
     async def open(self) -> None:
+        """Connect, unless still connected: one session carries mail after mail."""
+        if self._smtp and self._smtp.is_connected:
+            return
         self._smtp = aiosmtplib.SMTP(hostname=self._host, port=self._port, start_tls=False, timeout=10)
         try:
             await self._smtp.connect()
@@ -54,6 +57,7 @@ class Mailer:
                 await self._smtp.quit()
             except (OSError, aiosmtplib.SMTPException):
                 self._smtp.close()
+        self._smtp = None
 
     async def send(self, n: Outgoing) -> None:
         mail = EmailMessage()
@@ -89,11 +93,14 @@ class Webhook:
         self._client: httpx.AsyncClient | None = None
 
     async def open(self) -> None:
-        self._client = httpx.AsyncClient(timeout=5)
+        """A client, unless one is open: it keeps connections to the receiver alive across notifications."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=5)
 
     async def close(self) -> None:
         if self._client:
             await self._client.aclose()
+        self._client = None
 
     async def send(self, n: Outgoing) -> None:
         body = json.dumps(asdict(n) | {"channel": "webhook"}, separators=(",", ":")).encode()

@@ -7,6 +7,8 @@ leased, so that two dispatchers never send one; the lease of a dispatcher that d
 session, and another takes over what it had not started at once. A failed delivery is retried with backoff;
 a refused one is kept with why."""
 
+import time
+
 import asyncpg
 import structlog
 from opentelemetry.trace import SpanKind
@@ -22,6 +24,9 @@ from services.runtime.loops import Wakeup, drain, run_forever
 log = structlog.get_logger()
 
 MAX_ATTEMPTS = 20  # with the outbox's backoff (doubling to 5 minutes): about an hour of trying
+# Channels stay open (an SMTP session, the webhook's kept-alive connections) across batches, and are closed
+# once nothing was sent for this long: well within the 5 minutes a mail server waits on an idle client.
+IDLE_CLOSE_S = 30
 
 Sent = tuple[Delivery, bool, str | None]  # a delivery, whether it carried a discount, the traceparent of its span
 
@@ -33,6 +38,7 @@ class Dispatcher:
         self._on_recorded = on_recorded
         self._batch_size = batch_size
         self._wakeup = Wakeup()
+        self._busy = False  # something was due since the dispatcher last looked
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -41,9 +47,22 @@ class Dispatcher:
         await run_forever(self._dispatch_forever, "sending notifications")
 
     async def _dispatch_forever(self) -> None:
-        while True:
-            await drain(self.dispatch_once, self._batch_size)
-            await self._wakeup.wait()
+        try:
+            idle_since = time.monotonic()
+            while True:
+                await drain(self.dispatch_once, self._batch_size)
+                if self._busy:
+                    idle_since, self._busy = time.monotonic(), False
+                elif time.monotonic() - idle_since > IDLE_CLOSE_S:
+                    await self.close()
+                await self._wakeup.wait()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the channels; a delivery opens its channel again."""
+        for channel in self._channels.values():
+            await channel.close()
 
     async def dispatch_once(self) -> int:
         """Send one batch of due notifications; returns how many were due."""
@@ -53,8 +72,9 @@ class Dispatcher:
             due = await outbox.claim(conn, self._batch_size)
             if not due:
                 return 0
+            self._busy = True
             updates = await self._eta_updates(conn, {d.order_id for d in due if d.kind == domain.ETA_UPDATE})
-            opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened, if so
+            opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened this batch, if so
             pending = {d.key for d in due}
             recorded = 0
             try:
@@ -66,9 +86,6 @@ class Dispatcher:
             finally:
                 if recorded:
                     self._on_recorded()  # the relay publishes the batch's NotificationSent events in one pass
-                for name, failure in opened.items():
-                    if failure is None:
-                        await self._channels[name].close()
                 await outbox.release(conn, pending)  # interrupted: due again at once, not after the lease
         return len(due)
 
@@ -130,6 +147,8 @@ class Dispatcher:
                       error=str(refused))
             return None
         except Temporary as failed:
+            await channel.close()  # its session may be broken: the next delivery opens a new one
+            opened.pop(delivery.channel, None)
             await outbox.retry_later(conn, delivery, str(failed), MAX_ATTEMPTS)
             log.warning("notification not delivered, will retry", order_id=delivery.order_id,
                         channel=delivery.channel, attempt=delivery.attempts + 1, error=str(failed))

@@ -1,0 +1,202 @@
+"""Notification dispatch on its own: how many mails a second the notification service's dispatchers hand to
+an SMTP server, and what each mail costs in CPU, without Kafka or the other services.
+
+It makes a fresh database on the local PostgreSQL (as the other benchmarks do), queues N order
+confirmations through the notification handler as its consumer would (OrderPlaced, then OrderConfirmed),
+then starts two processes: the mail sink (infra/mailsink.py) on a free port, and the service's dispatchers
+(as services/notification/app.py runs them, logging as the service does, to a file). Once every mail is
+sent it prints mails/s and CPU seconds per 10,000 mails of the dispatcher process, the sink and the
+dispatchers' PostgreSQL sessions (utime + stime from /proc), and checks that every notification went out
+once: N mails in the sink with N distinct Message-IDs, N NotificationSent events.
+
+    uv run python -m benchmarks.notification_dispatch --mails 10000
+"""
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import asyncpg
+
+from contracts.envelope import Envelope
+from contracts.events import OrderConfirmed, OrderPlaced
+from contracts.commands import OrderLine
+from contracts.topics import ORDERS_EVENTS
+from infra import postgres
+from infra.ports import free_port
+from services.runtime import db
+from services.runtime.messages import Message
+
+FILL_BATCH = 500  # messages per handler transaction, as the consumer's BATCH_SIZE
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def fill(url: str, mails: int) -> None:
+    """Queue `mails` order confirmations the way the notification handler does."""
+    from services.notification import handlers
+
+    conn = await asyncpg.connect(url, server_settings=db.session_settings("notification"))
+    try:
+        for start in range(0, mails, FILL_BATCH):
+            order_ids = [f"bench-{i}" for i in range(start, min(start + FILL_BATCH, mails))]
+            events = [OrderPlaced(order_id=o, customer_id=f"c-{o}", customer_email=f"{o}@example.com",
+                                  lines=[OrderLine(sku="ANVIL", quantity=1)]) for o in order_ids]
+            events += [OrderConfirmed(order_id=o) for o in order_ids]
+            messages = [Message(Envelope.wrap(e, source="benchmark"), e, ORDERS_EVENTS) for e in events]
+            async with conn.transaction():
+                await handlers.handle(conn, messages, eta_window_s=0)
+    finally:
+        await conn.close()
+
+
+def run_sink(folder: str, port: int) -> None:
+    """The sink process: the mail sink until stdin closes."""
+    from infra.mailsink import MailSink
+
+    sink = MailSink(Path(folder), port=port).start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    sink.stop()
+
+
+async def run_dispatchers(url: str, smtp_url: str, dispatchers: int) -> None:
+    """The notification process, its dispatchers only: they start when stdin says go."""
+    from services.notification.channels import Mailer
+    from services.notification.dispatch import Dispatcher
+    from services.runtime import logging as logs
+
+    logs.configure("notification", os.environ.get("LOG_LEVEL", "info"))
+    pool = await db.connect_pool(url, "notification")
+    held = [await pool.acquire() for _ in range(dispatchers)]  # the sessions open before the clock starts
+    for conn in held:
+        await pool.release(conn)
+    running = [Dispatcher(pool, Mailer(smtp_url, "orders@orderflow.example"), on_recorded=lambda: None)
+               for _ in range(dispatchers)]
+    print("ready", file=sys.stderr, flush=True)  # stdout is the service's log
+    await asyncio.to_thread(sys.stdin.readline)
+    tasks = [asyncio.create_task(d.run()) for d in running]
+    await asyncio.to_thread(sys.stdin.read)
+    for task in tasks:
+        task.cancel()
+    await pool.close()
+
+
+def start(role: list[str], stdout, ready_on) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.notification_dispatch", *role],
+                               stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    while (line := getattr(process, ready_on).readline()) != "ready\n":
+        if not line:
+            raise RuntimeError(f"{role[1]} did not start: {process.stderr.read()}")
+    return process
+
+
+async def measure(mails: int, dispatchers: int, timeout: float) -> None:
+    admin_url, where = postgres.ensure_database()
+    name = f"orderflow_dispatch_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    url = db.with_database(admin_url, name)
+    processes: list[subprocess.Popen] = []
+    try:
+        login = db.local_url(url, "notification")
+        await db.set_up(url, "notification", login)
+        watcher = await asyncpg.connect(url)  # the admin, on the benchmark's database
+        began = time.perf_counter()
+        await fill(login, mails)
+        print(f"{mails} notifications queued in {time.perf_counter() - began:.1f} s ({where}, database {name})")
+        with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "notification.log", "w") as log:
+            port = free_port()
+            sink = start(["--role", "sink", "--folder", str(Path(folder) / "mail"), "--port", str(port)],
+                         subprocess.PIPE, "stdout")
+            processes.append(sink)
+            notification = start(["--role", "dispatch", "--url", login, "--smtp", f"smtp://127.0.0.1:{port}",
+                                  "--dispatchers", str(dispatchers)], log, "stderr")
+            processes.append(notification)
+            started = {"notification": [notification.pid], "sink": [sink.pid]}
+            before = {pid: cpu_seconds(pid) for pid in [notification.pid, sink.pid, *await sessions(admin, name)]}
+            load_before = os.getloadavg()[0]
+            began = time.perf_counter()
+            notification.stdin.write("go\n")
+            notification.stdin.flush()
+            done = 0
+            while done < mails and time.perf_counter() - began < timeout:
+                await asyncio.sleep(0.05)
+                done = await watcher.fetchval(
+                    f"SELECT count(*) FROM {db.schema('notification')}.notification_outbox "
+                    "WHERE sent_at IS NOT NULL OR failed_reason IS NOT NULL")
+            elapsed = time.perf_counter() - began
+            # A session the pool opened meanwhile counts from its start.
+            used = {what: sum(cpu_seconds(p) - before.get(p, 0) for p in pids)
+                    for what, pids in (started | {"postgres": await sessions(admin, name)}).items()}
+            for process in processes:
+                process.stdin.close()
+                process.wait(timeout=30)
+            report(mails, done, elapsed, used, load_before)
+            await check(watcher, Path(folder) / "mail", mails)
+            await watcher.close()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+async def sessions(admin: asyncpg.Connection, name: str) -> list[int]:
+    """The backend pids of the notification service's sessions on the database."""
+    return [r["pid"] for r in await admin.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = $2", name, db.role("notification"))]
+
+
+def report(mails: int, done: int, elapsed: float, used: dict[str, float], load_before: float) -> None:
+    print(f"{done} of {mails} settled in {elapsed:.2f} s: {done / elapsed:,.0f} mails/s "
+          f"(load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)")
+    for what, seconds in used.items():
+        print(f"  CPU {what:<13} {seconds:6.2f} s  = {seconds / done * 10_000:6.2f} s per 10,000 mails")
+
+
+async def check(watcher: asyncpg.Connection, mail_folder: Path, mails: int) -> None:
+    schema = db.schema("notification")
+    message_ids = [message_from_bytes(p.read_bytes(), policy=policy.default)["Message-ID"]
+                   for p in mail_folder.glob("*.eml")]
+    events = await watcher.fetchval(f"SELECT count(*) FROM {schema}.events WHERE type = 'NotificationSent'")
+    failed = await watcher.fetchval(f"SELECT count(*) FROM {schema}.notification_outbox WHERE failed_reason IS NOT NULL")
+    ok = len(message_ids) == len(set(message_ids)) == events == mails and not failed
+    print(f"  {'ok' if ok else 'NOT OK'}: {len(message_ids)} mails, {len(set(message_ids))} distinct Message-IDs, "
+          f"{events} NotificationSent, {failed} failed")
+    if not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mails", type=int, default=10_000)
+    parser.add_argument("--dispatchers", type=int, help="per process; the service's own number if not given")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds the sending may take")
+    parser.add_argument("--role", choices=("measure", "sink", "dispatch"), default="measure", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--smtp", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "sink":
+        run_sink(args.folder, args.port)
+    elif args.role == "dispatch":
+        asyncio.run(run_dispatchers(args.url, args.smtp, args.dispatchers))
+    else:
+        from services.notification.app import DISPATCHERS
+
+        asyncio.run(measure(args.mails, args.dispatchers or DISPATCHERS, args.timeout))
