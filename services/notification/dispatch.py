@@ -1,11 +1,13 @@
 """Sends queued notifications on their channels after their transaction commits, at most once each. Every
-delivery is marked as being sent before its channel gets it, and recorded as sent, with its NotificationSent
-event, in a short transaction of its own the moment the channel accepts it. A dispatcher killed in between
-leaves that one delivery in doubt: it may have been sent, so it is kept as failed with why, never sent
-again (the notification id travels with it, as Message-ID and Idempotency-Key). Deliveries being sent are
-leased, so that two dispatchers never send one; the lease of a dispatcher that died ends with its database
-session, and another takes over what it had not started at once. A failed delivery is retried with backoff;
-a refused one is kept with why."""
+delivery is marked as being sent before its channel gets it, and noted as accepted the moment the channel
+accepts it, in one statement with the mark of the delivery after it; a batch's accepted deliveries are
+recorded as sent, with their NotificationSent events, in one transaction. A dispatcher killed between
+handing a delivery to its channel and noting it accepted leaves that one delivery in doubt: it may have been
+sent, so it is kept as failed with why, never sent again (the notification id travels with it, as
+Message-ID and Idempotency-Key); what it had noted accepted and not yet recorded, the next dispatcher
+records. Deliveries being sent are leased, so that two dispatchers never send one; the lease of a
+dispatcher that died ends with its database session, and another takes over what it had not started at
+once. A failed delivery is retried with backoff; a refused one is kept with why."""
 
 import time
 
@@ -28,7 +30,8 @@ MAX_ATTEMPTS = 20  # with the outbox's backoff (doubling to 5 minutes): about an
 # once nothing was sent for this long: well within the 5 minutes a mail server waits on an idle client.
 IDLE_CLOSE_S = 30
 
-Sent = tuple[Delivery, bool, str | None]  # a delivery, whether it carried a discount, the traceparent of its span
+Ready = tuple[Delivery, Outgoing, bool]  # a delivery, what to send, whether that tells a goodwill discount
+RECORD_LIMIT = 1000  # deliveries recorded in one transaction: more than all dispatchers have in hand
 
 
 class Dispatcher:
@@ -69,52 +72,35 @@ class Dispatcher:
         async with self._pool.acquire() as conn:
             if settled := await outbox.settle_in_doubt(conn):
                 log.warning("notifications left in doubt by a dispatcher that stopped, not sent again", count=settled)
+            await self._record(conn)  # what a dispatcher that stopped had sent and not recorded
             due = await outbox.claim(conn, self._batch_size)
             if not due:
                 return 0
             self._busy = True
             updates = await self._eta_updates(conn, {d.order_id for d in due if d.kind == domain.ETA_UPDATE})
+            ready = [r for d in due if (r := await self._ready(conn, d, updates)) is not None]
             opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened this batch, if so
-            pending = {d.key for d in due}
-            recorded = 0
+            pending = {d.key for d, _, _ in ready}
+            marked = None  # the delivery marked as being sent by the previous one's recording
+            handed = None  # the delivery its channel may have taken: never given back
             try:
-                for delivery in due:
-                    if (sent := await self._deliver(conn, delivery, updates, opened)) is not None:
-                        await self._record(conn, [sent])
-                        recorded += 1
+                for i, (delivery, outgoing, discount) in enumerate(ready):
+                    following = ready[i + 1][0] if i + 1 < len(ready) else None
+                    handed = delivery.key
+                    accepted = await self._deliver(conn, delivery, outgoing, discount, following,
+                                                   marked == delivery.key, opened)
+                    handed, marked = None, following.key if accepted and following else None
                     pending.discard(delivery.key)
             finally:
-                if recorded:
-                    self._on_recorded()  # the relay publishes the batch's NotificationSent events in one pass
-                await outbox.release(conn, pending)  # interrupted: due again at once, not after the lease
+                # Interrupted: due again at once, not after the lease; one that was marked but not handed
+                # to its channel is not in doubt.
+                await outbox.release(conn, pending, handed)
+            await self._record(conn)
         return len(due)
 
-    async def _record(self, conn, delivered: list[Sent]) -> None:
-        """Mark deliveries sent and append their NotificationSent events, in one short transaction."""
-        if not delivered:
-            return
-        events = [
-            NewEvent(f"notification-{d.notification_id}-{d.channel}", 1,
-                     NotificationSent(notification_id=str(d.notification_id), order_id=d.order_id,
-                                      customer_id=d.customer_id, kind=d.kind, channel=d.channel),
-                     d.correlation_id, d.causation_id, traceparent)
-            for d, _, traceparent in delivered
-        ]
-        async with conn.transaction():
-            await outbox.mark_sent(conn, [d for d, _, _ in delivered])
-            # Only the mail takes the discount off the list: a webhook sent first must not drop it from the mail.
-            await projections.mark_discounts_mailed(
-                conn, [d.order_id for d, discount, _ in delivered if discount and d.channel == "email"])
-            await append(conn, events)
-        for d, _, _ in delivered:
-            log.info("notification sent", order_id=d.order_id, kind=d.kind, channel=d.channel,
-                     notification_id=str(d.notification_id), correlation_id=d.correlation_id)
-
-    async def _deliver(self, conn, delivery: Delivery, updates, opened) -> Sent | None:
-        """Deliver one; returns it with whether it carried a goodwill discount and the traceparent of the span
-        that sent it, or None if it was not delivered."""
-        channel = self._channels.get(delivery.channel)
-        if channel is None:
+    async def _ready(self, conn, delivery: Delivery, updates) -> Ready | None:
+        """The delivery with what to send and whether that tells a goodwill discount; None if it is refused."""
+        if delivery.channel not in self._channels:
             await outbox.refuse(conn, delivery, f"the {delivery.channel} channel is not configured")
             return None
         subject, body, discount = delivery.subject, delivery.body, delivery.kind == "discount_offered"
@@ -123,6 +109,14 @@ class Dispatcher:
                 await outbox.refuse(conn, delivery, "superseded: no backorder waits any more")
                 return None
             subject, body, discount = updates[delivery.order_id]
+        return delivery, Outgoing(str(delivery.notification_id), delivery.order_id, delivery.customer_id,
+                                  delivery.customer_email, delivery.kind, subject, body), discount
+
+    async def _deliver(self, conn, delivery: Delivery, outgoing: Outgoing, discount: bool,
+                       following: Delivery | None, marked: bool, opened) -> bool:
+        """Hand one delivery to its channel; once it is accepted, note that in the same statement that marks
+        the following one as being sent. Returns whether it was accepted."""
+        channel = self._channels[delivery.channel]
         try:
             if delivery.channel not in opened:
                 opened[delivery.channel] = None
@@ -132,28 +126,51 @@ class Dispatcher:
                     opened[delivery.channel] = error
             if failure := opened[delivery.channel]:
                 raise failure
+            if not marked:
+                await outbox.sending(conn, delivery)
             # A child of the span that queued it: the mail ends the trace of the command that caused it. A
             # failure is recorded on the span as it leaves it.
-            await outbox.sending(conn, delivery)
             with tracing.tracer.start_as_current_span(
                     f"notification send {delivery.kind} by {delivery.channel}", tracing.parent(delivery.traceparent),
                     SpanKind.CLIENT, {"orderflow.service": "notification", "orderflow.channel": delivery.channel,
                                       "orderflow.order_id": delivery.order_id}) as span:
-                await channel.send(Outgoing(str(delivery.notification_id), delivery.order_id, delivery.customer_id,
-                                            delivery.customer_email, delivery.kind, subject, body))
+                await channel.send(outgoing)
         except Permanent as refused:
             await outbox.refuse(conn, delivery, str(refused))
             log.error("notification refused", order_id=delivery.order_id, channel=delivery.channel,
                       error=str(refused))
-            return None
+            return False
         except Temporary as failed:
             await channel.close()  # its session may be broken: the next delivery opens a new one
             opened.pop(delivery.channel, None)
             await outbox.retry_later(conn, delivery, str(failed), MAX_ATTEMPTS)
             log.warning("notification not delivered, will retry", order_id=delivery.order_id,
                         channel=delivery.channel, attempt=delivery.attempts + 1, error=str(failed))
-            return None
-        return delivery, discount, tracing.traceparent(span)
+            return False
+        await outbox.accepted(conn, delivery, tracing.traceparent(span), discount, following)
+        return True
+
+    async def _record(self, conn) -> None:
+        """Record the deliveries their channels accepted as sent, with their NotificationSent events, in one
+        transaction: this dispatcher's batch, and any another one left."""
+        async with conn.transaction():
+            sent = await outbox.record_sent(conn, RECORD_LIMIT)
+            if not sent:
+                return
+            # Only the mail takes the discount off the list: a webhook sent first must not drop it from the mail.
+            await projections.mark_discounts_mailed(
+                conn, [s.order_id for s in sent if s.discount and s.channel == "email"])
+            await append(conn, [
+                NewEvent(f"notification-{s.notification_id}-{s.channel}", 1,
+                         NotificationSent(notification_id=str(s.notification_id), order_id=s.order_id,
+                                          customer_id=s.customer_id, kind=s.kind, channel=s.channel),
+                         s.correlation_id, s.causation_id, s.traceparent)
+                for s in sent])
+        self._on_recorded()  # the relay publishes the batch's NotificationSent events in one pass
+        for s in sent:
+            log.debug("notification sent", order_id=s.order_id, kind=s.kind, channel=s.channel,
+                      notification_id=str(s.notification_id), correlation_id=s.correlation_id)
+        log.info("notifications sent", count=len(sent))
 
     async def _eta_updates(self, conn, order_ids: set[str]) -> dict[str, tuple[str, str, bool]]:
         """(subject, body, offers a discount) of the ETA update of each order, written now from the

@@ -60,10 +60,32 @@ SET failed_reason = 'its dispatcher stopped while sending it: it may have been s
 FROM live
 WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.sending_since IS NOT NULL
   AND (n.claimed_until IS NULL OR n.claimed_until < now() OR n.claimed_by <> ALL (live.pids))
+  AND NOT EXISTS (SELECT FROM notifications_to_record r
+                  WHERE (r.notification_id, r.channel) = (n.notification_id, n.channel))
 """
-MARK_SENT = """
-UPDATE notification_outbox SET sent_at = now()
-WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+# The channel took a delivery: it waits to be recorded with its batch (migration 009). The same statement
+# marks the delivery to be sent next, which saves it a round trip of its own (SENDING).
+ACCEPTED = """
+WITH accepted AS (
+    INSERT INTO notifications_to_record (notification_id, channel, traceparent, discount, touched_at)
+    VALUES ($1, $2, $3, $4, $5)
+)
+UPDATE notification_outbox SET sending_since = now() WHERE notification_id = $6 AND channel = $7
+"""
+# Deliveries accepted and not yet recorded, whichever dispatcher sent them, marked sent; SKIP LOCKED: two
+# dispatchers recording at once take different ones.
+RECORD_SENT = """
+WITH taken AS (
+    DELETE FROM notifications_to_record WHERE (notification_id, channel) IN (
+        SELECT notification_id, channel FROM notifications_to_record LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING *
+), sent AS (
+    UPDATE notification_outbox n SET sent_at = now() FROM taken
+    WHERE (n.notification_id, n.channel) = (taken.notification_id, taken.channel)
+    RETURNING n.notification_id, n.channel, n.order_id, n.kind, n.correlation_id, n.causation_id, n.created_at,
+              taken.traceparent, taken.discount, taken.touched_at
+)
+SELECT sent.*, c.customer_id FROM sent JOIN order_contacts c USING (order_id) ORDER BY sent.created_at
 """
 # An ETA update touched while it was in flight: queue a follow-up, so the latest ETA is told too.
 FOLLOW_UP = """
@@ -84,8 +106,11 @@ UPDATE notification_outbox SET attempts = attempts + 1, claimed_until = NULL, se
        failed_reason = CASE WHEN attempts + 1 >= $3 THEN 'gave up after ' || (attempts + 1) || ' attempts: ' || $4 END
 WHERE notification_id = $1 AND channel = $2
 """
+# A delivery marked as being sent is given back unmarked, unless its channel may have taken it ($3, $4).
 RELEASE = """
-UPDATE notification_outbox SET claimed_until = NULL
+UPDATE notification_outbox
+SET claimed_until = NULL,
+    sending_since = CASE WHEN (notification_id, channel) = ($3::uuid, $4::text) THEN sending_since END
 WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[])) AND sent_at IS NULL
 """
 # For /metrics at every scrape: the partial index of rows not sent (mail_outbox_pending, migration 001)
@@ -168,14 +193,37 @@ async def settle_in_doubt(conn: asyncpg.Connection) -> int:
     return int((await conn.execute(IN_DOUBT)).split()[-1])
 
 
-async def mark_sent(conn: asyncpg.Connection, sent: Sequence[Delivery]) -> None:
-    """Mark deliveries sent; an ETA update touched since it was claimed gets its follow-up."""
-    if not sent:
-        return
-    await conn.execute(MARK_SENT, [d.notification_id for d in sent], [d.channel for d in sent])
-    updates = [(d.notification_id, d.channel, d.touched_at) for d in sent if d.kind == domain.ETA_UPDATE]
+async def accepted(conn: asyncpg.Connection, delivery: Delivery, traceparent: str | None, discount: bool,
+                   following: Delivery | None) -> None:
+    """Its channel accepted the delivery (sent by the span of `traceparent`, telling a goodwill discount or
+    not): to be recorded with its batch. `following` is marked as being sent next (see SENDING)."""
+    await conn.execute(ACCEPTED, *delivery.key, traceparent, discount, delivery.touched_at,
+                       *(following.key if following else (None, None)))
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivery recorded as sent: its NotificationSent event is to be appended."""
+
+    notification_id: UUID
+    channel: str
+    order_id: str
+    kind: str
+    customer_id: str
+    correlation_id: str | None
+    causation_id: str
+    traceparent: str | None  # of the span that sent it
+    discount: bool
+
+
+async def record_sent(conn: asyncpg.Connection, limit: int) -> list[Sent]:
+    """Mark up to `limit` accepted deliveries sent (in the caller's transaction); an ETA update touched since
+    its text was written gets its follow-up."""
+    rows = await conn.fetch(RECORD_SENT, limit)
+    updates = [(r["notification_id"], r["channel"], r["touched_at"]) for r in rows if r["kind"] == domain.ETA_UPDATE]
     if updates:
         await conn.execute(FOLLOW_UP, *zip(*updates))
+    return [Sent(**{f: r[f] for f in Sent.__dataclass_fields__}) for r in rows]
 
 
 async def refuse(conn: asyncpg.Connection, delivery: Delivery, reason: str) -> None:
@@ -188,10 +236,12 @@ async def retry_later(conn: asyncpg.Connection, delivery: Delivery, error: str, 
     await conn.execute(RETRY_LATER, *delivery.key, max_attempts, error)
 
 
-async def release(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> None:
-    """Give back leased deliveries not sent: due again at once, not after the lease."""
+async def release(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]],
+                  handed: tuple[UUID, str] | None) -> None:
+    """Give back leased deliveries not sent: due again at once, not after the lease. The one `handed` to its
+    channel stays marked as being sent: it is in doubt."""
     if keys := list(keys):
-        await conn.execute(RELEASE, *zip(*keys))
+        await conn.execute(RELEASE, *zip(*keys), *(handed or (None, None)))
 
 
 async def pending_by_channel(pool: asyncpg.Pool) -> dict[str, int]:
