@@ -6,7 +6,10 @@ import hashlib
 import hmac
 import json
 from dataclasses import asdict, dataclass
-from email.message import EmailMessage
+from email import policy
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.text import MIMEText
 from urllib.parse import urlsplit
 
 import aiosmtplib
@@ -22,6 +25,11 @@ class Outgoing:
     kind: str
     subject: str
     body: str
+
+
+UTF8_QUOTED_PRINTABLE = Charset("utf-8")
+UTF8_QUOTED_PRINTABLE.body_encoding = QP
+SMTP_COMPAT32 = policy.compat32.clone(linesep="\r\n")
 
 
 class Temporary(Exception):
@@ -59,17 +67,24 @@ class Mailer:
                 self._smtp.close()
         self._smtp = None
 
+    def _mail(self, n: Outgoing) -> bytes:
+        """The mail as the server gets it. Built with the standard library's compat32 classes, not
+        EmailMessage: its header registry parsed every header again and cost a millisecond a mail. UTF-8,
+        quoted-printable (readable, and 7-bit whatever the server), headers encoded where not ASCII."""
+        headers = {"From": self._mail_from, "To": n.customer_email, "Subject": n.subject,
+                   "Message-ID": f"<{n.notification_id}@orderflow>", "X-Orderflow-Order-Id": n.order_id,
+                   "X-Orderflow-Kind": n.kind}
+        if any("\r" in value or "\n" in value for value in headers.values()):
+            raise Permanent("a header would contain a line break")  # one that could add headers of its own
+        mail = MIMEText(n.body, "plain", UTF8_QUOTED_PRINTABLE)
+        for name, value in headers.items():
+            mail[name] = value if value.isascii() else Header(value, "utf-8")
+        return mail.as_bytes(policy=SMTP_COMPAT32)
+
     async def send(self, n: Outgoing) -> None:
-        mail = EmailMessage()
-        mail["From"] = self._mail_from
-        mail["To"] = n.customer_email
-        mail["Subject"] = n.subject
-        mail["Message-ID"] = f"<{n.notification_id}@orderflow>"
-        mail["X-Orderflow-Order-Id"] = n.order_id
-        mail["X-Orderflow-Kind"] = n.kind
-        mail.set_content(n.body)
+        mail = self._mail(n)
         try:
-            await self._smtp.send_message(mail)
+            await self._smtp.sendmail(self._mail_from, [n.customer_email], mail)
         except aiosmtplib.SMTPRecipientsRefused as refused:
             raise Permanent(f"recipient refused: {refused.recipients}") from refused
         except aiosmtplib.SMTPResponseException as refused:
