@@ -70,9 +70,11 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Send one batch of due notifications; returns how many were due."""
         async with self._pool.acquire() as conn:
-            if settled := await outbox.settle_in_doubt(conn):
+            settled, unrecorded = await outbox.settle_in_doubt(conn)
+            if settled:
                 log.warning("notifications left in doubt by a dispatcher that stopped, not sent again", count=settled)
-            await self._record(conn)  # what a dispatcher that stopped had sent and not recorded
+            if unrecorded:
+                await self._record(conn)  # what a dispatcher that stopped had sent and not recorded
             due = await outbox.claim(conn, self._batch_size)
             if not due:
                 return 0
@@ -81,21 +83,24 @@ class Dispatcher:
             ready = [r for d in due if (r := await self._ready(conn, d, updates)) is not None]
             opened: dict[str, Exception | None] = {}  # channel -> why it could not be opened this batch, if so
             pending = {d.key for d, _, _ in ready}
-            marked = None  # the delivery marked as being sent by the previous one's recording
+            marked = None  # the delivery marked as being sent by the previous one's acceptance
             handed = None  # the delivery its channel may have taken: never given back
+            accepted = 0
             try:
                 for i, (delivery, outgoing, discount) in enumerate(ready):
                     following = ready[i + 1][0] if i + 1 < len(ready) else None
                     handed = delivery.key
-                    accepted = await self._deliver(conn, delivery, outgoing, discount, following,
-                                                   marked == delivery.key, opened)
-                    handed, marked = None, following.key if accepted and following else None
+                    took = await self._deliver(conn, delivery, outgoing, discount, following,
+                                               marked == delivery.key, opened)
+                    handed, marked = None, following.key if took and following else None
+                    accepted += took
                     pending.discard(delivery.key)
             finally:
                 # Interrupted: due again at once, not after the lease; one that was marked but not handed
                 # to its channel is not in doubt.
                 await outbox.release(conn, pending, handed)
-            await self._record(conn)
+            if accepted:
+                await self._record(conn)
         return len(due)
 
     async def _ready(self, conn, delivery: Delivery, updates) -> Ready | None:

@@ -53,15 +53,19 @@ FROM claimed JOIN order_contacts c USING (order_id) ORDER BY claimed.created_at
 # Committed before the channel is given a delivery: if the dispatcher dies before recording it as sent, the
 # channel may have taken it, and it is settled as in doubt rather than sent a second time.
 SENDING = "UPDATE notification_outbox SET sending_since = now() WHERE notification_id = $1 AND channel = $2"
+# Also tells whether accepted deliveries wait to be recorded: in one round trip, as it runs before every batch.
 IN_DOUBT = """
-WITH live AS (SELECT array_agg(pid) AS pids FROM pg_stat_activity)
-UPDATE notification_outbox n
-SET failed_reason = 'its dispatcher stopped while sending it: it may have been sent, so it is not sent again'
-FROM live
-WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.sending_since IS NOT NULL
-  AND (n.claimed_until IS NULL OR n.claimed_until < now() OR n.claimed_by <> ALL (live.pids))
-  AND NOT EXISTS (SELECT FROM notifications_to_record r
-                  WHERE (r.notification_id, r.channel) = (n.notification_id, n.channel))
+WITH live AS (SELECT array_agg(pid) AS pids FROM pg_stat_activity), settled AS (
+    UPDATE notification_outbox n
+    SET failed_reason = 'its dispatcher stopped while sending it: it may have been sent, so it is not sent again'
+    FROM live
+    WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.sending_since IS NOT NULL
+      AND (n.claimed_until IS NULL OR n.claimed_until < now() OR n.claimed_by <> ALL (live.pids))
+      AND NOT EXISTS (SELECT FROM notifications_to_record r
+                      WHERE (r.notification_id, r.channel) = (n.notification_id, n.channel))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM settled) AS settled, EXISTS (SELECT FROM notifications_to_record) AS unrecorded
 """
 # The channel took a delivery: it waits to be recorded with its batch (migration 009). The same statement
 # marks the delivery to be sent next, which saves it a round trip of its own (SENDING).
@@ -187,10 +191,12 @@ async def sending(conn: asyncpg.Connection, delivery: Delivery) -> None:
     await conn.execute(SENDING, *delivery.key)
 
 
-async def settle_in_doubt(conn: asyncpg.Connection) -> int:
-    """Deliveries whose dispatcher died between handing them to the channel and recording them: kept as
-    failed with why, never sent again (at most once). Returns how many."""
-    return int((await conn.execute(IN_DOUBT)).split()[-1])
+async def settle_in_doubt(conn: asyncpg.Connection) -> tuple[int, bool]:
+    """Deliveries whose dispatcher died between handing them to the channel and noting them accepted: kept as
+    failed with why, never sent again (at most once). Returns how many, and whether accepted deliveries wait
+    to be recorded (as a dispatcher that stopped leaves them)."""
+    row = await conn.fetchrow(IN_DOUBT)
+    return row["settled"], row["unrecorded"]
 
 
 async def accepted(conn: asyncpg.Connection, delivery: Delivery, traceparent: str | None, discount: bool,
