@@ -38,10 +38,10 @@ FILL_BATCH = 500  # messages per handler transaction, as the consumer's BATCH_SI
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process so far."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """utime and stime of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 async def fill(url: str, mails: int) -> None:
@@ -139,8 +139,13 @@ async def measure(mails: int, dispatchers: int, timeout: float) -> None:
                     "WHERE sent_at IS NOT NULL OR failed_reason IS NOT NULL")
             elapsed = time.perf_counter() - began
             # A session the pool opened meanwhile counts from its start.
-            used = {what: sum(cpu_seconds(p) - before.get(p, 0) for p in pids)
-                    for what, pids in (started | {"postgres": await sessions(admin, name)}).items()}
+            used = {}
+            for what, pids in (started | {"postgres": await sessions(admin, name)}).items():
+                user = system = 0.0
+                for p in pids:
+                    (u, s), (u0, s0) = cpu_seconds(p), before.get(p, (0.0, 0.0))
+                    user, system = user + u - u0, system + s - s0
+                used[what] = (user, system)
             for process in processes:
                 process.stdin.close()
                 process.wait(timeout=30)
@@ -161,11 +166,12 @@ async def sessions(admin: asyncpg.Connection, name: str) -> list[int]:
         "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND usename = $2", name, db.role("notification"))]
 
 
-def report(mails: int, done: int, elapsed: float, used: dict[str, float], load_before: float) -> None:
+def report(mails: int, done: int, elapsed: float, used: dict[str, tuple[float, float]], load_before: float) -> None:
     print(f"{done} of {mails} settled in {elapsed:.2f} s: {done / elapsed:,.0f} mails/s "
           f"(load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)")
-    for what, seconds in used.items():
-        print(f"  CPU {what:<13} {seconds:6.2f} s  = {seconds / done * 10_000:6.2f} s per 10,000 mails")
+    for what, (user, system) in used.items():
+        print(f"  CPU {what:<13} {user + system:6.2f} s = {(user + system) / done * 10_000:6.2f} s per 10,000 mails "
+              f"({user / done * 10_000:.2f} user, {system / done * 10_000:.2f} system)")
 
 
 async def check(watcher: asyncpg.Connection, mail_folder: Path, mails: int) -> None:

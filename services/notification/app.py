@@ -16,8 +16,9 @@ from services.runtime.subscriptions import subscriptions_for
 SETTINGS = load("notification")
 
 
-# Dispatchers per process, each with its own connections: a delivery waits on the channel and on its own
-# recording (each is recorded before the next is sent), so deliveries go out side by side, not one by one.
+# Dispatchers per process, each with its own connections: a delivery waits on the channel and on the note that
+# it was accepted (written before the next is sent), so deliveries go out side by side, not one by one. Eight
+# sent no more than four in benchmarks/notification_dispatch.py.
 DISPATCHERS = 4
 
 
