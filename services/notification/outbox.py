@@ -50,8 +50,8 @@ WITH live AS (SELECT array_agg(pid) AS pids FROM pg_stat_activity), due AS (
 SELECT claimed.*, c.customer_id, c.customer_email
 FROM claimed JOIN order_contacts c USING (order_id) ORDER BY claimed.created_at
 """
-# Committed before the channel is given a delivery: if the dispatcher dies before recording it as sent, the
-# channel may have taken it, and it is settled as in doubt rather than sent a second time.
+# Committed before the channel is given a delivery: if the dispatcher dies before noting it accepted (ACCEPTED),
+# the channel may have taken it, and it is settled as in doubt rather than sent a second time.
 SENDING = "UPDATE notification_outbox SET sending_since = now() WHERE notification_id = $1 AND channel = $2"
 # Also tells whether accepted deliveries wait to be recorded: in one round trip, as it runs before every batch.
 IN_DOUBT = """
