@@ -212,7 +212,10 @@ class BatchConsumer:
         for message in messages:
             metrics.MESSAGES.labels(self._service, message.topic, message.type).inc()
             metrics.HANDLER_SECONDS.labels(self._service, message.type).observe(took)
-        log.debug("batch handled", messages=len(messages), fresh=len(fresh))
+        # One line per batch at info (each event's own line is at debug): a line per event cost the order
+        # service a third of its time. The order ids keep `grep <order_id>` finding every order's batch.
+        log.info("batch handled", messages=len(messages), fresh=len(fresh),
+                 order_ids=list(dict.fromkeys(o for m in fresh if (o := getattr(m.body, "order_id", None)))))
         self._after_commit()
 
 
