@@ -137,7 +137,7 @@ class Batch:
     def record(self, sku: str, events: list[Event], cause: Envelope) -> None:
         self._recorded += [(sku, event, cause) for event in events]
         if events:
-            log.info("events recorded", stream_id=sku, order_id=getattr(events[0], "order_id", None), cause=cause.type,
+            log.debug("events recorded", stream_id=sku, order_id=getattr(events[0], "order_id", None), cause=cause.type,
                      events=[type(e).__name__ for e in events], correlation_id=cause.correlationid or cause.id)
 
     @property

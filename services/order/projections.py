@@ -8,17 +8,18 @@ import asyncpg
 from contracts.read_side import OrderLineView, OrderView, Rejection
 from services.order.domain.state import Order
 
-UPSERT_ORDERS = """
-INSERT INTO orders (order_id, customer_id, status, currency, waiting_since, discount_code)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[])
-ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, waiting_since = EXCLUDED.waiting_since,
-    discount_code = EXCLUDED.discount_code, updated_at = now()
-"""
-UPSERT_LINES = """
+# The orders and their lines in one statement: one round trip per batch, not two.
+UPSERT = """
+WITH upserted_orders AS (
+    INSERT INTO orders (order_id, customer_id, status, currency, waiting_since, discount_code)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[])
+    ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, waiting_since = EXCLUDED.waiting_since,
+        discount_code = EXCLUDED.discount_code, updated_at = now()
+)
 INSERT INTO order_lines (order_id, sku, quantity, unit_price, reserved, backordered, fulfilled, cancelled,
                          estimated_ship_date, rejection_reason, rejection_message, shipped)
-SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::numeric[], $5::int[], $6::int[], $7::int[], $8::int[],
-                     $9::date[], $10::text[], $11::text[], $12::int[])
+SELECT * FROM unnest($7::text[], $8::text[], $9::int[], $10::numeric[], $11::int[], $12::int[], $13::int[],
+                     $14::int[], $15::date[], $16::text[], $17::text[], $18::int[])
 ON CONFLICT (order_id, sku) DO UPDATE SET
     reserved = EXCLUDED.reserved, backordered = EXCLUDED.backordered, fulfilled = EXCLUDED.fulfilled,
     cancelled = EXCLUDED.cancelled, shipped = EXCLUDED.shipped,
@@ -42,15 +43,15 @@ async def project(conn: asyncpg.Connection, orders: Iterable[Order]) -> None:
     orders = list(orders)
     if not orders:
         return
-    await conn.execute(UPSERT_ORDERS, *zip(*(
-        (o.order_id, o.customer_id, o.status, o.currency, o.waiting_since, o.discount_code) for o in orders)))
+    heads = [(o.order_id, o.customer_id, o.status, o.currency, o.waiting_since, o.discount_code) for o in orders]
     lines = [
         (o.order_id, l.sku, l.quantity, l.unit_price, l.reserved, l.backordered, l.fulfilled, l.cancelled, l.eta,
          l.rejection.reason if l.rejection else None, l.rejection.message if l.rejection else None, l.shipped)
         for o in orders
         for l in o.lines
     ]
-    await conn.execute(UPSERT_LINES, *zip(*lines))
+    # An order has at least one line (PlaceOrder's contract): both column lists are filled.
+    await conn.execute(UPSERT, *zip(*heads), *zip(*lines))
 
 
 async def long_waits(conn: asyncpg.Connection, waiting_since_at_most: date, limit: int) -> list[str]:

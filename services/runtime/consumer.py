@@ -4,7 +4,7 @@ dead letters (dead_letters.py)."""
 import asyncio
 import heapq
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import asyncpg
@@ -209,10 +209,16 @@ class BatchConsumer:
                     raise
                 log.info("stream written concurrently, retrying batch", attempt=attempt)
         took = time.monotonic() - self._batch_started
-        for message in messages:
-            metrics.MESSAGES.labels(self._service, message.topic, message.type).inc()
-            metrics.HANDLER_SECONDS.labels(self._service, message.type).observe(took)
-        log.debug("batch handled", messages=len(messages), fresh=len(fresh))
+        # Each series looked up once per batch, not once per message.
+        for (topic, message_type), count in Counter((m.topic, m.type) for m in messages).items():
+            metrics.MESSAGES.labels(self._service, topic, message_type).inc(count)
+            handler_seconds = metrics.HANDLER_SECONDS.labels(self._service, message_type)
+            for _ in range(count):
+                handler_seconds.observe(took)
+        # One line per batch at info (each event's own line is at debug): a line per event cost the order
+        # service a third of its time. The order ids keep `grep <order_id>` finding every order's batch.
+        log.info("batch handled", messages=len(messages), fresh=len(fresh),
+                 order_ids=list(dict.fromkeys(o for m in fresh if (o := getattr(m.body, "order_id", None)))))
         self._after_commit()
 
 

@@ -71,7 +71,7 @@ class Streams(Generic[State]):
         stream.state = state
         stream.pending.extend((event, cause) for event in events)
         if events:
-            log.info("events recorded", stream_id=stream_id, order_id=getattr(events[0], "order_id", None),
+            log.debug("events recorded", stream_id=stream_id, order_id=getattr(events[0], "order_id", None),
                      cause=cause.type, events=[type(e).__name__ for e in events],
                      correlation_id=cause.correlationid or cause.id)
 

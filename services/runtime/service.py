@@ -256,6 +256,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
 def serve(service: Service) -> None:
     settings = load(service.name)
     app = build_app(service, settings)
-    # log_config=None: uvicorn's lines go through our formatter too.
+    # log_config=None: uvicorn's lines go through our formatter too. uvloop: the event loop's own work (socket
+    # writes to Kafka and PostgreSQL, callbacks, timers) was a fifth of each service's time on asyncio's.
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, log_level="warning",
-                access_log=False)
+                access_log=False, loop="uvloop")

@@ -297,3 +297,16 @@ def test_every_order_reaches_a_waiting_or_final_status_whatever_order_outcomes_a
     assert s.rebuilt() == s.order
     for line in s.order.lines:
         assert line.rejection or line.reserved + line.backordered + line.fulfilled + line.shipped + line.cancelled == line.quantity
+
+
+def test_a_draft_is_changed_without_changing_its_order():
+    order, _ = placed(("A", 2), ("B", 1))
+    order.store_reasons, order.being_cancelled, order.shipments = ["recall"], {"A": 1}, ["s1"]
+    before = order.model_copy(deep=True)
+    draft = order.draft()
+    draft.line("A").reserved += 2
+    draft.store_reasons.append("damaged")
+    draft.being_cancelled["B"] = 1
+    draft.shipments.append("s2")
+    evolve(draft, OrderCancelled(order_id="o1", lines=[], whole_order=False))
+    assert order == before and draft != before

@@ -103,7 +103,7 @@ def ship(order: Order, cmd: ShipOrder) -> list[Event]:
                                 + (f" ({line.shipped} shipped already)" if line.shipped else ""))
         if problems:
             return refuse("; ".join(problems))
-    draft = order.model_copy(deep=True)
+    draft = order.draft()
     shipped = OrderShipped(order_id=order.order_id, shipment_id=cmd.shipment_id,
                            lines=[ShippedLine(sku=sku, quantity=q) for sku, q in asked.items()],
                            carrier=cmd.carrier, tracking_number=cmd.tracking_number)
@@ -120,7 +120,7 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
                       discount_code: Callable[[], str] = new_discount_code) -> list[Event]:
     """Record what inventory decided or did for one line, then what it brings: goodwill for a slipped
     backorder (once per order), the end of a cancellation, a status change."""
-    draft = order.model_copy(deep=True)
+    draft = order.draft()
     line = draft.line(event.sku)
     match event:
         case StockReserved():

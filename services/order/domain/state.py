@@ -4,7 +4,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts.events import (
     CancellationRefused,
@@ -78,14 +78,22 @@ class Order(BaseModel):
     status: Status = "placed"  # derived from the lines after every event
     announced: Status = "placed"  # the last status a status event told
     cancel_reason: str | None = None  # the customer's, while their cancellation is under way
-    store_reasons: list[str] = []  # why inventory cancelled units on its own, while not yet told
-    being_cancelled: dict[str, int] = {}  # units cancelled so far and not yet told, by sku
+    # Mutable defaults made by a factory: pydantic deep-copies a literal [] or {} for every new order.
+    store_reasons: list[str] = Field(default_factory=list)  # why inventory cancelled units on its own, while not yet told
+    being_cancelled: dict[str, int] = Field(default_factory=dict)  # units cancelled so far and not yet told, by sku
     refunded: Decimal = Decimal(0)
     discount_code: str | None = None
-    shipments: list[str] = []
+    shipments: list[str] = Field(default_factory=list)
 
     def line(self, sku: str) -> Line:
         return next(line for line in self.lines if line.sku == sku)
+
+    def draft(self) -> "Order":
+        """A copy to try events on, which `evolve` may change without touching this order: its lines and
+        collections are its own, the rest is immutable values. A fraction of what a deep copy costs."""
+        return self.model_copy(update={
+            "lines": [line.model_copy() for line in self.lines], "store_reasons": list(self.store_reasons),
+            "being_cancelled": dict(self.being_cancelled), "shipments": list(self.shipments)})
 
     @property
     def waiting_since(self) -> date | None:
