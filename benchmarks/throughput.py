@@ -78,8 +78,9 @@ class Load:
     def __init__(self, bootstrap: str, security: dict, skus: int, stock: int, sku_prefix: str | None = None):
         self.bootstrap, self.security, self.skus, self.stock = bootstrap, security, skus, stock
         self.run_id = uuid.uuid4().hex[:6]
-        self.sku_names = [f"{sku_prefix or f'bench-{self.run_id}'}-{i}" for i in range(skus)]
-        self.batches = 0
+        self.sku_prefix = sku_prefix
+        self.sku_names: list[str] = []
+        self.set_ups = 0
 
     async def __aenter__(self) -> "Load":
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
@@ -98,11 +99,15 @@ class Load:
                                   headers=STRUCTURED_MODE)
 
     async def set_up(self) -> None:
-        """Register the SKUs and receive their stock; returns once inventory has it."""
+        """Register the SKUs (new ones at each call, unless given a prefix) and receive their stock; returns
+        once inventory has it."""
+        self.set_ups += 1
+        prefix = self.sku_prefix or f"bench-{self.run_id}-{self.set_ups}"
+        self.sku_names = [f"{prefix}-{i}" for i in range(self.skus)]
         sent = [await self._send(topics.INVENTORY_COMMANDS, RegisterProduct(sku=s, name=s, lead_time_days=7), s)
                 for s in self.sku_names]
         sent += [await self._send(topics.INVENTORY_COMMANDS,
-                                  ReceiveStock(receipt_id=f"{s}-r{self.run_id}", sku=s, quantity=self.stock), s)
+                                  ReceiveStock(receipt_id=f"{s}-r{self.run_id}-{self.set_ups}", sku=s, quantity=self.stock), s)
                  for s in self.sku_names if self.stock]
         await asyncio.gather(*sent)
         received = 0
@@ -113,9 +118,9 @@ class Load:
     async def run(self, orders: int, rate: float, timeout: float) -> Run:
         """Send `orders` (at `rate`/s, or as fast as the producer takes them) and watch until each is
         allocated, has a status and was mailed, or `timeout` s passed."""
-        self.batches += 1
         run = Run(orders, self.skus, self.stock)
-        order_ids = [f"bench-{self.run_id}-{self.batches}-o{i}" for i in range(orders)]
+        tag = uuid.uuid4().hex[:6]
+        order_ids = [f"bench-{tag}-o{i}" for i in range(orders)]
         watching = asyncio.create_task(self._watch(run))
         run.started = time.perf_counter()
         pending = []
@@ -212,6 +217,15 @@ async def measured(stack: Stack, load: Load, orders: int, rate: float, timeout: 
     return run, costs.table(cpu, orders, rss, notes)
 
 
+async def warm_up(load: Load, orders: int, timeout: float) -> None:
+    """Orders through a new stack before it is measured: its first batches pay for connecting, for the JVM's
+    compiler and for empty caches, which a running system paid long ago."""
+    if orders:
+        await load.set_up()
+        await load.run(orders, 0, timeout)
+        print(f"warmed up with {orders:,} orders")
+
+
 async def main(args: argparse.Namespace) -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # the set-up's lines
@@ -229,6 +243,7 @@ async def main(args: argparse.Namespace) -> None:
         async with own_stack(folder, keep=args.keep) as stack:
             print(f"own stack: {stack.description}")
             async with Load(stack.bootstrap_servers, {}, args.skus, args.stock) as load:
+                await warm_up(load, args.warm_up, args.timeout)
                 await load.set_up()
                 run, cost_table = await measured(stack, load, args.orders, args.rate, args.timeout)
     print("\n".join(report(run)))
@@ -246,6 +261,8 @@ def arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--stock", type=int, default=60, help="units in stock per SKU before the run")
     parser.add_argument("--rate", type=float, default=0, help="orders/s to offer (0: as fast as possible)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for every order to be mailed")
+    parser.add_argument("--warm-up", type=int, default=1000, help="on a stack of its own: orders sent through it, "
+                                                                  "unmeasured, before the measured ones")
     return parser
 
 
