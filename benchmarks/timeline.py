@@ -52,9 +52,16 @@ def plot(path: Path, title: str, sent_at: dict[str, float], allocated_at: dict[s
     latency.set_yscale("log")
     latency.legend()
     latency.grid(True, which="both", alpha=0.3)
-    for label, times in (("sent", sent_at), ("allocated", allocated_at), ("status", status_at),
-                         ("mailed", mailed_at)):
-        throughput.plot(range(seconds), per_second(list(times.values()), start, seconds), label=label)
+    done = {label: per_second(list(times.values()), start, seconds)
+            for label, times in (("allocated", allocated_at), ("status", status_at), ("mailed", mailed_at))}
+    sent = per_second(list(sent_at.values()), start, seconds)
+    most_done = max(max(counts, default=0) for counts in done.values())
+    # A burst is sent far faster than anything is done: its spike would flatten the curves that matter.
+    burst = max(sent, default=0) > 3 * most_done
+    throughput.plot(range(seconds), sent, label="sent (off the scale)" if burst else "sent")
+    for label, counts in done.items():
+        throughput.plot(range(seconds), counts, label=label)
+    throughput.set_ylim(0, 1.15 * (most_done if burst else max(most_done, *sent)) or 1)
     throughput.set_ylabel("orders per second")
     throughput.set_xlabel("seconds since the first PlaceOrder")
     throughput.legend()
