@@ -50,22 +50,24 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-def _is_postgres(pid: int) -> bool:
-    with contextlib.suppress(OSError):
+def _is_postgres(pid: int) -> bool | None:
+    """None: no such process here (it exited since pg_stat_activity named it, or the server is elsewhere)."""
+    try:
         return Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster")
-    return False
+    except OSError:
+        return None
 
 
 @dataclass
 class Backends:
     """CPU of the PostgreSQL backends serving one database, sampled every `interval` s: pg_stat_activity names
-    their pids, /proc gives their CPU. Only where the server runs on this machine (else `readable` is False)."""
+    their pids, /proc gives their CPU. Only where the server runs on this machine (else not `readable`)."""
 
     admin_url: str
     interval: float = 1.0
     first: dict[int, float] = field(default_factory=dict)  # pid -> its CPU when the window began or it was born
     last: dict[int, float] = field(default_factory=dict)
-    readable: bool = True
+    foreign: bool = False  # a pid named another process here: the server runs on another machine
 
     async def __aenter__(self) -> "Backends":
         self._conn = await asyncpg.connect(self.admin_url)
@@ -88,14 +90,17 @@ class Backends:
     async def _sample(self, at_start: bool = False) -> None:
         for record in await self._conn.fetch(BACKENDS):
             pid = record["pid"]
-            if not _is_postgres(pid):
-                self.readable = False  # another machine's pid, or gone already
-                continue
-            if (cpu := cpu_seconds(pid, with_reaped_children=False)) is None:
+            if (ours := _is_postgres(pid)) is False:
+                self.foreign = True
+            if not ours or (cpu := cpu_seconds(pid, with_reaped_children=False)) is None:
                 continue
             # A backend born during the window spent all its CPU in it.
             self.first.setdefault(pid, cpu if at_start else 0.0)
             self.last[pid] = cpu
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.last) and not self.foreign
 
     @property
     def cpu_seconds(self) -> float:
