@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything they need.
 # `make run ARGS="--brokers 3 --instances 3"`: a local Kafka cluster, several instances of each service.
-.PHONY: run test bench chaos chaos-long simulate plan schemas rebuild clean
+.PHONY: run test bench bench-decay chaos chaos-long simulate plan schemas rebuild clean
 
 # uv from the PATH, else a private copy installed with the machine's Python.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
@@ -19,8 +19,13 @@ run: .venv/.synced
 test: .venv/.synced
 	$(UV) run --frozen pytest
 
+# On a stack of its own unless ARGS="--against-running" or KAFKA_BOOTSTRAP_SERVERS is set (see README, Benchmark).
 bench: .venv/.synced
 	$(UV) run --frozen python -m benchmarks.throughput $(ARGS)
+
+# Throughput on a fresh stack, then with 1,000,000 orders in the stores (ARGS="--orders-in-store N": fewer).
+bench-decay: .venv/.synced
+	$(UV) run --frozen python -m benchmarks.decay $(ARGS)
 
 # Faults under load, then the invariant checker (infra/chaos): the short run is also part of `make test`.
 chaos: .venv/.synced

@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra import STATE, blocking, tansu
+from infra.ports import free_port
 from infra.topics import replication_for
 from services.runtime.settings import load_kafka
 
@@ -243,6 +244,18 @@ def start_local_broker(port: int = 9092, data_dir: Path | None = None) -> Broker
     if java_17_or_newer():
         return start_apache_kafka(port, data_dir or STATE / "apache-kafka" / "data")
     return start_tansu(port, data_dir or STATE / "tansu")
+
+
+def start_broker_on_free_ports(folder: Path, brokers: int = 1) -> Broker | Cluster:
+    """A broker of a run's own (chaos, benchmarks), beside any other: Apache Kafka where Java 17+ is installed,
+    else Tansu; with `brokers` > 1, an Apache Kafka cluster of that many nodes."""
+    if brokers > 1:
+        if not java_17_or_newer():
+            raise SystemExit("--brokers runs an Apache Kafka cluster, which needs Java 17 or newer")
+        return start_apache_kafka_cluster(folder, [free_port(also=(1,)) for _ in range(brokers)])
+    if java_17_or_newer():
+        return start_apache_kafka(free_port(also=(1,)), folder)
+    return start_tansu(free_port(), folder)
 
 
 async def answers(bootstrap_servers: str, brokers: int = 1, **security: Any) -> bool:

@@ -6,6 +6,10 @@ CPU per mail than the notification service spent sending it (benchmarks/notifica
 
 import asyncio
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Collection
@@ -171,3 +175,28 @@ class MailSink:
 
     def mails(self) -> list[EmailMessage]:
         return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(self.folder.glob("*.eml"))]
+
+
+def start_sink_process(folder: Path, port: int, timeout: float = 30) -> subprocess.Popen:
+    """The sink as a process of its own (`python -m infra.mailsink`), so that its CPU and memory can be read
+    apart from its caller's; returns once it accepts connections."""
+    process = subprocess.Popen([sys.executable, "-m", "infra.mailsink", str(folder), str(port)],
+                               start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"the mail sink did not listen on {port}")
+            time.sleep(0.1)
+
+
+if __name__ == "__main__":  # python -m infra.mailsink FOLDER PORT: until SIGTERM
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before the server's thread starts, which inherits it
+    sink = MailSink(Path(sys.argv[1]), int(sys.argv[2])).start()
+    signal.sigwait(stop)
+    sink.stop()

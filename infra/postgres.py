@@ -10,6 +10,7 @@ import subprocess
 import asyncpg
 
 from infra import STATE, blocking
+from services.runtime import db
 from services.runtime.settings import DEFAULT_ADMIN_DATABASE_URL, admin_database_url
 
 
@@ -62,3 +63,23 @@ def ensure_database() -> tuple[str, str]:
     if _start_packaged_server() and blocking.run(answers(DEFAULT_ADMIN_DATABASE_URL)):
         return DEFAULT_ADMIN_DATABASE_URL, "local PostgreSQL server (started)"
     return _embedded_server(), "embedded PostgreSQL (pgserver)"
+
+
+async def create_database(server_url: str, name: str) -> str:
+    """A new, empty database `name` on the admin's server; returns the admin's URL of it."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return db.with_database(server_url, name)
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database of the admin's `url`, ending its sessions."""
+    name = url.rpartition("/")[2].partition("?")[0]
+    conn = await asyncpg.connect(db.with_database(url, "postgres"))
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()

@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from contracts import topics
-from infra import STATE
+from infra import STATE, kafka, postgres
 from infra.chaos import invariants, observe, stack
 from infra.chaos.faults import Done, Injector, plan
 from infra.chaos.load import Load
@@ -71,10 +71,10 @@ async def chaos(options: Options, log=print) -> Outcome:
     log(f"chaos run {run}, seed {seed}: {options.orders:,} orders at {options.rate:g}/s, {options.kills} kills; "
         f"logs, mails and broker data in {folder} (kept if a violation is found)")
     async with contextlib.AsyncExitStack() as cleanup:
-        broker = await asyncio.to_thread(stack.start_broker, folder / "broker", options.brokers)
+        broker = await asyncio.to_thread(kafka.start_broker_on_free_ports, folder / "broker", options.brokers)
         cleanup.callback(broker.stop)
         database = await stack.create_database(run)
-        cleanup.push_async_callback(stack.drop_database, database.admin_url)
+        cleanup.push_async_callback(postgres.drop_database, database.admin_url)
         log(f"  broker {broker.kind} on {broker.bootstrap_servers}; database on {database.what}")
         await create_topics(broker.bootstrap_servers)
         logins = {f"{service.upper()}_DATABASE_URL": db.local_url(database.admin_url, service) for service in SERVICES}

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import asyncpg
 
-from infra import kafka, postgres
+from infra import postgres
 from infra.ports import free_port
 from infra.services import SERVICES, start_service, stop_services, supervise, wait_healthy
 from services.runtime import db
@@ -22,18 +22,6 @@ from services.runtime import db
 # PostgreSQL; created once, on first use.
 CLUSTER = "orderflow_chaos"
 INSTANCES_PER_SERVICE = 2
-
-
-def start_broker(folder: Path, brokers: int = 1) -> kafka.Broker | kafka.Cluster:
-    """The run's broker, on ports of its own: Apache Kafka where Java 17+ is installed, else Tansu; with
-    `brokers` > 1, an Apache Kafka cluster of that many nodes."""
-    if brokers > 1:
-        if not kafka.java_17_or_newer():
-            raise SystemExit("--brokers runs an Apache Kafka cluster, which needs Java 17 or newer")
-        return kafka.start_apache_kafka_cluster(folder, [free_port(also=(1,)) for _ in range(brokers)])
-    if kafka.java_17_or_newer():
-        return kafka.start_apache_kafka(free_port(also=(1,)), folder)
-    return kafka.start_tansu(free_port(), folder)
 
 
 @dataclass
@@ -84,28 +72,13 @@ async def create_database(run: str) -> Database:
     else:
         server, what = postgres.ensure_database()
         restart, why_not = None, f"the database is {what}, not a Debian cluster the harness can restart"
-    name = f"orderflow_chaos_{run}"
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return Database(db.with_database(server, name), what, restart, why_not)
+    return Database(await postgres.create_database(server, f"orderflow_chaos_{run}"), what, restart, why_not)
 
 
 def _with_application_name(url: str, name: str) -> str:
     """asyncpg sends unknown URL parameters as session settings: each instance's sessions carry its name,
     which pg_stat_activity shows (how the harness finds the relay's leader)."""
     return f"{url}{'&' if '?' in url else '?'}application_name={quote(name)}"
-
-
-async def drop_database(server_url: str) -> None:
-    name = server_url.rpartition("/")[2].partition("?")[0]
-    conn = await asyncpg.connect(db.with_database(server_url, "postgres"))
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
 
 
 @dataclass
