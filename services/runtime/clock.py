@@ -31,12 +31,14 @@ class WallClock:
 
 
 class SimulatedClock:
-    """The time written in a file; time stands still until the file says otherwise."""
+    """The time written in a file; time stands still until the file says otherwise. Loops wake on a grid of
+    their period from the time the service started, however late a loop goes back to sleep: a daily job runs
+    once on each simulated day, at the same time of day."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._day: date | None = None
-        self.now()  # a missing or unreadable file stops the service here, at start
+        self.started = self.now()  # a missing or unreadable file stops the service here, at start
         log.warning("simulated clock: the time is read from a file, not the wall clock", file=str(path),
                     now=self.now().isoformat())
 
@@ -50,7 +52,8 @@ class SimulatedClock:
         return now
 
     async def sleep(self, seconds: float) -> None:
-        until = self.now() + timedelta(seconds=seconds)
+        periods = (self.now() - self.started) // timedelta(seconds=seconds)
+        until = self.started + (periods + 1) * timedelta(seconds=seconds)
         while self.now() < until:
             await asyncio.sleep(POLL_S)
 

@@ -36,6 +36,19 @@ async def test_a_loop_sleeping_in_simulated_time_wakes_when_the_file_passes_its_
     await asyncio.wait_for(sleeper, 2)
 
 
+async def test_a_loop_wakes_on_the_grid_of_its_period_however_late_it_went_back_to_sleep(tmp_path):
+    file = tmp_path / "clock"
+    set_simulated_time(file, START)
+    simulated = SimulatedClock(file)
+    set_simulated_time(file, START + timedelta(hours=30))  # the loop ran at START + 24 h, and slept again late
+    sleeper = asyncio.create_task(simulated.sleep(24 * 3600))
+    set_simulated_time(file, START + timedelta(hours=47, minutes=59))
+    await asyncio.sleep(0.3)
+    assert not sleeper.done()
+    set_simulated_time(file, START + timedelta(hours=48))
+    await asyncio.wait_for(sleeper, 2)
+
+
 def test_a_service_does_not_start_on_a_missing_or_unreadable_clock(tmp_path):
     with pytest.raises(FileNotFoundError):
         SimulatedClock(tmp_path / "missing")
