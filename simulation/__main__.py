@@ -2,11 +2,20 @@
 accuracy on held-out days; a table, and with --json a last line that is one JSON object."""
 
 import argparse
+import asyncio
 import json
+import shutil
 import time
+
+import asyncpg
+
+from infra import STATE, postgres
+from infra.chaos import stack
+from services.runtime import db
 
 from services.inventory.planning import forecast as forecasting
 from simulation.run import Simulation
+from simulation.slice import Slice, SliceOutcome
 from simulation.world import HISTORY_DAYS, products
 
 HOLDOUT_DAYS = 28
@@ -18,9 +27,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="end with the figures as one JSON object")
+    parser.add_argument("--slice", type=int, nargs="?", const=30, metavar="DAYS",
+                        help="play the first DAYS (30) days through the real services on Kafka and compare")
     args = parser.parse_args()
 
     catalogue = products(args.skus, args.days, args.seed)
+    if args.slice:
+        outcome = asyncio.run(slice_on_a_stack(catalogue, min(args.slice, args.days), args.seed))
+        print_slice(outcome, args.json)
+        raise SystemExit(1 if outcome.differences() else 0)
     started = time.monotonic()
     outcomes = {name: Simulation(catalogue, args.days, planning, args.seed).run()
                 for name, planning in (("planning", True), ("none", False))}
@@ -46,6 +61,47 @@ def main() -> None:
             "forecast": {"wape": round(accuracy.wape, 4), "wape_naive": round(accuracy.wape_naive, 4),
                          "mase": round(accuracy.mase, 4)},
         }))
+
+
+async def slice_on_a_stack(catalogue, days: int, seed: int) -> SliceOutcome:
+    """The slice on a broker and a database of its own (removed afterwards, the logs kept when it differs)."""
+    run = stack.run_id()
+    folder = STATE / "simulate" / run
+    folder.mkdir(parents=True)
+    print(f"a slice of {days} days through the services (run {run}, logs in {folder})", flush=True)
+    broker = await asyncio.to_thread(stack.start_broker, folder / "broker")
+    server, what = postgres.ensure_database()
+    admin = await asyncpg.connect(server)
+    name = f"orderflow_simulate_{run}"
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    print(f"  broker {broker.kind} on {broker.bootstrap_servers}; database {name} on {what}", flush=True)
+    try:
+        kafka_env = {"KAFKA_ENABLE_IDEMPOTENCE": "false"} if broker.kind == "Tansu" else {}
+        outcome = await Slice(broker.bootstrap_servers, db.with_database(server, name), folder, kafka_env,
+                              log=lambda line: print(line, flush=True)).play(catalogue, days, seed)
+    finally:
+        broker.stop()
+        await stack.drop_database(db.with_database(server, name))
+    if not outcome.differences():
+        shutil.rmtree(folder, ignore_errors=True)
+    return outcome
+
+
+def print_slice(outcome: SliceOutcome, as_json: bool) -> None:
+    print(f"{outcome.skus} SKUs, {outcome.days} days through the services in {outcome.wall_s:.0f} s")
+    print(f"{'summed over days and SKUs':56}{'simulation':>12}{'services':>12}")
+    for what, (simulated, published) in outcome.totals().items():
+        print(f"{what:56}{simulated:>12}{published:>12}")
+    differences = outcome.differences()
+    print(f"{len(differences)} differences" + (":" if differences else ": the services published what the "
+                                                "simulation decided, day by day and SKU by SKU"))
+    for line in differences:
+        print(f"  {line}")
+    if as_json:
+        print(json.dumps({"slice": {"days": outcome.days, "skus": outcome.skus, "differences": len(differences),
+                                    "totals": {what: {"simulation": a, "services": b}
+                                               for what, (a, b) in outcome.totals().items()}}}))
 
 
 if __name__ == "__main__":
