@@ -4,18 +4,13 @@ accuracy on held-out days; a table, and with --json a last line that is one JSON
 import argparse
 import asyncio
 import json
-import shutil
 import time
 
-import asyncpg
-
-from infra import STATE, postgres
-from infra.chaos import stack
-from services.runtime import db
+from infra import postgres
 
 from services.inventory.planning import forecast as forecasting
 from simulation.run import Simulation
-from simulation.slice import Slice, SliceOutcome
+from simulation.slice import SliceOutcome, on_a_stack
 from simulation.world import HISTORY_DAYS, products
 
 HOLDOUT_DAYS = 28
@@ -33,7 +28,8 @@ def main() -> None:
 
     catalogue = products(args.skus, args.days, args.seed)
     if args.slice:
-        outcome = asyncio.run(slice_on_a_stack(catalogue, min(args.slice, args.days), args.seed))
+        server, what = postgres.ensure_database()
+        outcome = asyncio.run(on_a_stack(catalogue, min(args.slice, args.days), args.seed, server, what))
         print_slice(outcome, args.json)
         raise SystemExit(1 if outcome.differences() else 0)
     started = time.monotonic()
@@ -61,31 +57,6 @@ def main() -> None:
             "forecast": {"wape": round(accuracy.wape, 4), "wape_naive": round(accuracy.wape_naive, 4),
                          "mase": round(accuracy.mase, 4)},
         }))
-
-
-async def slice_on_a_stack(catalogue, days: int, seed: int) -> SliceOutcome:
-    """The slice on a broker and a database of its own (removed afterwards, the logs kept when it differs)."""
-    run = stack.run_id()
-    folder = STATE / "simulate" / run
-    folder.mkdir(parents=True)
-    print(f"a slice of {days} days through the services (run {run}, logs in {folder})", flush=True)
-    broker = await asyncio.to_thread(stack.start_broker, folder / "broker")
-    server, what = postgres.ensure_database()
-    admin = await asyncpg.connect(server)
-    name = f"orderflow_simulate_{run}"
-    await admin.execute(f"CREATE DATABASE {name}")
-    await admin.close()
-    print(f"  broker {broker.kind} on {broker.bootstrap_servers}; database {name} on {what}", flush=True)
-    try:
-        kafka_env = {"KAFKA_ENABLE_IDEMPOTENCE": "false"} if broker.kind == "Tansu" else {}
-        outcome = await Slice(broker.bootstrap_servers, db.with_database(server, name), folder, kafka_env,
-                              log=lambda line: print(line, flush=True)).play(catalogue, days, seed)
-    finally:
-        broker.stop()
-        await stack.drop_database(db.with_database(server, name))
-    if not outcome.differences():
-        shutil.rmtree(folder, ignore_errors=True)
-    return outcome
 
 
 def print_slice(outcome: SliceOutcome, as_json: bool) -> None:

@@ -17,6 +17,7 @@ suggestion, lead time learned, supplier delay and overstock finding."""
 
 import asyncio
 import dataclasses
+import shutil
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -43,6 +44,8 @@ from contracts.events import (
     StockReserved,
     SupplierDelayDetected,
 )
+from infra import STATE
+from infra.chaos import stack
 from infra.ports import free_port
 from infra.services import start_service, stop_services, wait_healthy
 from infra.topics import create_topics
@@ -262,3 +265,31 @@ async def planned(admin: asyncpg.Connection, today: date, skus: int) -> bool:
 
 def at(day: date, when: time_of_day) -> datetime:
     return datetime.combine(day, when, tzinfo=UTC)
+
+
+async def on_a_stack(catalogue: list[Product], days: int, seed: int, server_url: str, what: str = "PostgreSQL",
+                     log: Callable[[str], None] = lambda line: print(line, flush=True)) -> SliceOutcome:
+    """The slice on a broker of its own and a database of its own on the server of `server_url` (an admin's),
+    both removed afterwards; the services' logs are kept when the services differ from the simulation."""
+    run = stack.run_id()
+    folder = STATE / "simulate" / run
+    folder.mkdir(parents=True)
+    log(f"a slice of {days} days through the services (run {run}, logs in {folder})")
+    broker = await asyncio.to_thread(stack.start_broker, folder / "broker")
+    name = f"orderflow_simulate_{run}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    log(f"  broker {broker.kind} on {broker.bootstrap_servers}; database {name} on {what}")
+    try:
+        kafka_env = {"KAFKA_ENABLE_IDEMPOTENCE": "false"} if broker.kind == "Tansu" else {}
+        outcome = await Slice(broker.bootstrap_servers, db.with_database(server_url, name), folder, kafka_env,
+                              log).play(catalogue, days, seed)
+    finally:
+        broker.stop()
+        await stack.drop_database(db.with_database(server_url, name))
+    if not outcome.differences():
+        shutil.rmtree(folder, ignore_errors=True)
+    return outcome
