@@ -141,21 +141,31 @@ async def test_make_plan_prints_a_table_per_sku_and_writes_the_chart_of_one(pool
     assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
 
 
-async def test_two_instances_planning_at_once_tell_each_finding_once(pools):
-    """Every inventory instance runs the planning job: runs that overlap (both read what was told, then
-    forecast, then decide) must not both tell the same finding."""
+async def test_one_instance_plans_at_a_time_and_each_finding_is_told_once(pools):
+    """Every inventory instance runs the planning job: a run that starts while another is under way leaves
+    the forecast and the findings to it, and the next run plans again."""
     pool = await pools("inventory")
     today = await a_month_of_demand(pool)
-    both_forecasting = asyncio.Barrier(2)
+    forecasting, second_run_done = asyncio.Event(), asyncio.Event()
+    forecasts = 0
 
     async def forecaster(histories, horizon):
-        await both_forecasting.wait()  # each run has read what planning told so far
+        nonlocal forecasts
+        forecasts += 1
+        forecasting.set()
+        await second_run_done.wait()  # the first run is under way while the second starts
         return await planner.in_process(histories, horizon)
 
-    await asyncio.gather(*(planner.run(pool, today, forecaster, policy.Settings()) for _ in range(2)))
+    first = asyncio.create_task(planner.run(pool, today, forecaster, policy.Settings()))
+    await forecasting.wait()
+    assert await planner.run(pool, today, forecaster, policy.Settings()) is None
+    second_run_done.set()
+    assert await first == 1
+    assert forecasts == 1
     told = await pool.fetch("SELECT type FROM events WHERE type = ANY($1) ORDER BY position",
                             ["LeadTimeLearned", "ReplenishmentSuggested", "SupplierDelayDetected", "OverstockDetected"])
     assert [r["type"] for r in told] == ["LeadTimeLearned", "ReplenishmentSuggested"]
+    assert await planner.run(pool, today, planner.in_process, policy.Settings()) == 1  # the lock was given up
 
 
 async def test_a_day_of_the_largest_orders_is_recorded_and_handled(pools):
