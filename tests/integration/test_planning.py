@@ -9,14 +9,21 @@ from datetime import date, timedelta
 
 from aiokafka import AIOKafkaConsumer
 
-from contracts.commands import DiscontinueProduct, ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
+from contracts.commands import (
+    DiscontinueProduct,
+    ExpectReplenishment,
+    OrderLine,
+    ReceiveStock,
+    RegisterProduct,
+    UpdateProduct,
+)
 from contracts.events import OrderPlaced
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
 from infra.topics import create_topics
 from services.inventory import app as inventory_app
 from services.inventory import handlers as inventory
 from services import plan as plan_command
-from services.inventory import history, planner, store
+from services.inventory import history, planner, projections, store
 from services.inventory.planning import policy
 from services.runtime.messages import Subscription
 from services.runtime.settings import Settings
@@ -250,3 +257,24 @@ async def test_a_purchase_order_id_used_again_after_its_receipt_is_a_new_purchas
     async with pool.acquire() as conn:
         delivered, still_open = await history.supplier_orders(conn, ["A"])
     assert sorted(d.days for d in delivered["A"]) == [5, 9] and not still_open
+
+
+async def test_low_stock_is_at_or_below_the_computed_safety_stock_unless_one_is_set_by_hand(pools):
+    pool = await pools("inventory")
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="L", name="Lamp", lead_time_days=5)),
+                        message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="L-r0", sku="L", quantity=300))], START)
+    for n in range(28):  # 1 and 7 units on alternate days: a spread to keep safety stock for
+        await handle(pool, [message(ORDERS_EVENTS, placed(f"L-o{n}", 7 if n % 2 else 1, "L"))], START + timedelta(days=n))
+    today = START + timedelta(days=28)
+    assert await planner.run(pool, today, planner.in_process, policy.Settings()) == 1
+    computed = (await history.plans(pool))[0]["safety_stock"]
+    assert computed > 0
+
+    await handle(pool, [message(ORDERS_EVENTS, placed("L-down", 300 - 112 - computed - 1, "L"))], today)
+    view = await projections.find(pool, "L")
+    assert (view.available, view.low_stock) == (computed + 1, False)
+    await handle(pool, [message(ORDERS_EVENTS, placed("L-last", 1, "L"))], today)
+    assert (await projections.find(pool, "L")).low_stock
+
+    await handle(pool, [message(INVENTORY_COMMANDS, UpdateProduct(sku="L", safety_stock=computed - 1))], today)
+    assert not (await projections.find(pool, "L")).low_stock  # the product's own safety stock overrides
