@@ -119,7 +119,7 @@ class Simulation:
             state = self.skus[p.sku] = Sku(sku=p.sku)
             registration = RegisterProduct(sku=p.sku, name=p.sku, lead_time_days=p.lead_time_days)
             self.script.products.append(registration)
-            self._apply(state, products.register_product(state, registration), START)
+            self._apply(state, products.register_product(state, registration, START), START)
             opening = math.ceil(p.history_mean * NAIVE_COVER_DAYS)
             if opening:
                 self._receive(p.sku, f"opening-{p.sku}", opening, None, START)
