@@ -47,7 +47,7 @@ class AvailabilityView(View):
     on_hand: int
     reserved: int
     backordered: int
-    low_stock: bool  # available at or below the product's safety stock
+    low_stock: bool  # available at or below the safety stock: the product's when set, else the one planning computed
     estimated_ship_date: date | None  # for an order placed now, when backorderable
     updated_at: datetime
 

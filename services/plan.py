@@ -4,12 +4,11 @@ forecast and stock: `make plan ARGS="--sku ANVIL --chart anvil.png"`."""
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
 from services.inventory import planner
 from services.inventory.planning import policy, report
-from services.runtime import db
+from services.runtime import clock, db
 from services.runtime.settings import load
 
 
@@ -18,8 +17,9 @@ async def main(sku: str | None, chart: Path | None) -> None:
     database_url = settings.database_url.get_secret_value()
     pool = await db.connect_pool(database_url, "inventory", max_size=2)
     try:
-        await planner.run(pool, datetime.now(UTC).date(), planner.in_process,
-                          policy.Settings(overstock_days=settings.overstock_days))
+        if await planner.run(pool, clock.today(), planner.in_process,
+                             policy.Settings(overstock_days=settings.overstock_days)) is None:
+            print("an inventory instance is planning now: the plans of its last run")
         rows, chart_sku, png = await planner.view(pool, sku)
     finally:
         await pool.close()

@@ -6,16 +6,15 @@ are not rebuilt here."""
 import argparse
 import asyncio
 import sys
-from datetime import UTC, datetime
 
 from services.inventory import handlers as inventory
 from services.order import handlers as order
-from services.runtime import db
+from services.runtime import clock, db
 from services.runtime.settings import load
 
 REBUILDERS = {
     "order": order.rebuild,
-    "inventory": lambda conn, progress: inventory.rebuild(conn, datetime.now(UTC).date(), progress),
+    "inventory": lambda conn, progress: inventory.rebuild(conn, clock.today(), progress),
 }
 
 

@@ -2,11 +2,15 @@
 accuracy on held-out days; a table, and with --json a last line that is one JSON object."""
 
 import argparse
+import asyncio
 import json
 import time
 
+from infra import postgres
+
 from services.inventory.planning import forecast as forecasting
 from simulation.run import Simulation
+from simulation.slice import SliceOutcome, on_a_stack
 from simulation.world import HISTORY_DAYS, products
 
 HOLDOUT_DAYS = 28
@@ -18,9 +22,16 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="end with the figures as one JSON object")
+    parser.add_argument("--slice", type=int, nargs="?", const=30, metavar="DAYS",
+                        help="play the first DAYS (30) days through the real services on Kafka and compare")
     args = parser.parse_args()
 
     catalogue = products(args.skus, args.days, args.seed)
+    if args.slice:
+        server, what = postgres.ensure_database()
+        outcome = asyncio.run(on_a_stack(catalogue, min(args.slice, args.days), args.seed, server, what))
+        print_slice(outcome, args.json)
+        raise SystemExit(1 if outcome.differences() else 0)
     started = time.monotonic()
     outcomes = {name: Simulation(catalogue, args.days, planning, args.seed).run()
                 for name, planning in (("planning", True), ("none", False))}
@@ -46,6 +57,22 @@ def main() -> None:
             "forecast": {"wape": round(accuracy.wape, 4), "wape_naive": round(accuracy.wape_naive, 4),
                          "mase": round(accuracy.mase, 4)},
         }))
+
+
+def print_slice(outcome: SliceOutcome, as_json: bool) -> None:
+    print(f"{outcome.skus} SKUs, {outcome.days} days through the services in {outcome.wall_s:.0f} s")
+    print(f"{'summed over days and SKUs':56}{'simulation':>12}{'services':>12}")
+    for what, (simulated, published) in outcome.totals().items():
+        print(f"{what:56}{simulated:>12}{published:>12}")
+    differences = outcome.differences()
+    print(f"{len(differences)} differences" + (":" if differences else ": the services published what the "
+                                                "simulation decided, day by day and SKU by SKU"))
+    for line in differences:
+        print(f"  {line}")
+    if as_json:
+        print(json.dumps({"slice": {"days": outcome.days, "skus": outcome.skus, "differences": len(differences),
+                                    "totals": {what: {"simulation": a, "services": b}
+                                               for what, (a, b) in outcome.totals().items()}}}))
 
 
 if __name__ == "__main__":

@@ -64,12 +64,45 @@ class OpenPurchase:
     arrivals: list[tuple[date, int, bool]]  # day, units, closes the purchase order
 
 
+@dataclass
+class Day:
+    """The commands of one simulated day, in the order the simulation applied them: the receipts in the
+    morning, the orders, and the buyer's purchase orders after the day's planning."""
+
+    receipts: list[ReceiveStock] = field(default_factory=list)
+    orders: list[OrderPlaced] = field(default_factory=list)
+    purchases: list[ExpectReplenishment] = field(default_factory=list)
+
+
+@dataclass
+class Script:
+    """What a run did, to be played again through the real services (simulation/slice.py): the products,
+    the deliveries of the history period, each day's commands, and every event the domain decided."""
+
+    products: list[RegisterProduct] = field(default_factory=list)
+    past_deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
+    days: dict[date, Day] = field(default_factory=lambda: defaultdict(Day))
+    published: list[tuple[date, Event]] = field(default_factory=list)
+
+    def day(self, today: date) -> Day:
+        return self.days[today]
+
+
+def _history(p: Product, n: int) -> list[int]:
+    """The demand planning reads on day n, as the service's history does: the forecast window's days before
+    today, from the first with demand (services/inventory/history.demand)."""
+    window = list(p.demand[max(0, HISTORY_DAYS + n - forecasting.WINDOW):HISTORY_DAYS + n])
+    first = next((i for i, q in enumerate(window) if q), len(window))
+    return window[first:]
+
+
 class Simulation:
     """The warehouse of one scenario: SKU states evolved only through the domain's decisions."""
 
-    def __init__(self, catalogue: list[Product], days: int, planning: bool, seed: int) -> None:
+    def __init__(self, catalogue: list[Product], days: int, planning: bool, seed: int,
+                 forecast_every: int = FORECAST_EVERY) -> None:
         self.catalogue = {p.sku: p for p in catalogue}
-        self.days, self.planning = days, planning
+        self.days, self.planning, self.forecast_every = days, planning, forecast_every
         self.rnd = random.Random(seed)  # suppliers and the buyer; demand is the same in both scenarios
         self.skus: dict[str, Sku] = {}
         self.outcome = Outcome()
@@ -79,15 +112,14 @@ class Simulation:
         self.forecasts: dict[str, Forecast] = {}
         self.buyer: list[tuple[date, ReplenishmentSuggested]] = []
         self.order_seq = 0
+        self.script = Script()
         for p in catalogue:
             self.deliveries[p.sku] = self._past_deliveries(p)
+            self.script.past_deliveries[p.sku] = list(self.deliveries[p.sku])
             state = self.skus[p.sku] = Sku(sku=p.sku)
-            self._apply(state, products.register_product(state, RegisterProduct(sku=p.sku, name=p.sku,
-                                                                                 lead_time_days=p.lead_time_days)),
-                        START)
-            if planning:  # what the planning job would have learned from the history period
-                for told in learned(state, learn(self.deliveries[p.sku], p.lead_time_days)):
-                    self._apply(state, supply.learn_lead_time(state, told, START), START)
+            registration = RegisterProduct(sku=p.sku, name=p.sku, lead_time_days=p.lead_time_days)
+            self.script.products.append(registration)
+            self._apply(state, products.register_product(state, registration, START), START)
             opening = math.ceil(p.history_mean * NAIVE_COVER_DAYS)
             if opening:
                 self._receive(p.sku, f"opening-{p.sku}", opening, None, START)
@@ -123,6 +155,7 @@ class Simulation:
 
     def _apply(self, state: Sku, events: list[Event], today: date) -> None:
         apply(state, events)
+        self.script.published.extend((today, e) for e in events)
         for e in events:
             if isinstance(e, BackorderCreated):
                 self.outcome.promised[e.order_id] = (e.quantity, e.estimated_ship_date)
@@ -141,6 +174,7 @@ class Simulation:
             self.order_seq += 1
             order = OrderPlaced(order_id=f"o{self.order_seq}", customer_id="c", customer_email="c@example.com",
                                 lines=[OrderLine(sku=p.sku, quantity=quantity)])
+            self.script.day(today).orders.append(order)
             events = allocation.allocate(state, order, quantity, today)
             self._apply(state, events, today)
             reserved = sum(e.quantity for e in events if isinstance(e, StockReserved))
@@ -169,15 +203,11 @@ class Simulation:
                 if closes:
                     del self.open[po.po_id]
                     self.deliveries[po.sku].append(Delivery(po.po_id, po.ordered_on, po.expected_on, today))
-                    if self.planning:
-                        state = self.skus[po.sku]
-                        lead = learn(self.deliveries[po.sku], self.catalogue[po.sku].lead_time_days)
-                        for told in learned(state, lead):
-                            self._apply(state, supply.learn_lead_time(state, told, today), today)
 
     def _receive(self, sku: str, receipt_id: str, quantity: int, po_id: str | None, today: date) -> None:
         state = self.skus[sku]
         cmd = ReceiveStock(receipt_id=receipt_id, sku=sku, quantity=quantity, po_id=po_id)
+        self.script.day(today).receipts.append(cmd)
         self._apply(state, allocation.receive_stock(state, cmd), today)
 
     def _purchase(self, sku: str, quantity: int, expected_on: date, today: date) -> None:
@@ -193,6 +223,7 @@ class Simulation:
         self.open[po_id] = OpenPurchase(po_id, sku, quantity, today, expected_on, arrivals)
         state = self.skus[sku]
         cmd = ExpectReplenishment(po_id=po_id, sku=sku, quantity=quantity, expected_on=expected_on)
+        self.script.day(today).purchases.append(cmd)
         self._apply(state, supply.expect_replenishment(state, cmd), today)
 
     def _reorder_when_out(self, today: date) -> None:
@@ -205,17 +236,22 @@ class Simulation:
                 self._purchase(sku, quantity, today + timedelta(days=p.lead_time_days), today)
 
     def _plan(self, n: int, today: date) -> None:
-        """The planning job: a weekly forecast, a daily look at every SKU; the buyer turns each suggestion
-        into a purchase order after a review of one to three days, for the date planning called credible."""
-        if n % FORECAST_EVERY == 0:
-            histories = {p.sku: list(p.demand[:HISTORY_DAYS + n]) for p in self.catalogue.values()}
-            self.forecasts = forecasting.forecast(histories, FORECAST_HORIZON)
+        """The planning job at the end of each day, as the service's (services/inventory/handlers.plan_skus):
+        a forecast (weekly here, to keep a year quick), then for every SKU the lead time its deliveries
+        taught, where it stands and what to tell; the buyer turns each suggestion into a purchase order after
+        a review of one to three days, for the date planning called credible."""
+        if n % self.forecast_every == 0:
+            self.forecasts = forecasting.forecast({p.sku: _history(p, n) for p in self.catalogue.values()},
+                                                  FORECAST_HORIZON)
         for sku, state in self.skus.items():
             lead = learn(self.deliveries[sku], self.catalogue[sku].lead_time_days)
+            for told in learned(state, lead):
+                self._apply(state, supply.learn_lead_time(state, told, today), today)
             open_orders = [OpenOrder(po.po_id, po.ordered_on, po.expected_on) for po in self.open.values()
                            if po.sku == sku]
             events, self.memory[sku] = decide(plan(state, self.forecasts[sku], lead), lead, open_orders,
                                               self.memory[sku], today)
+            self.script.published.extend((today, e) for e in events)
             for e in events:
                 self.outcome.findings[type(e).__name__] += 1
                 if isinstance(e, ReplenishmentSuggested):

@@ -2,9 +2,6 @@
 shipping of placed orders, inventory events out, GET /availability/{sku}, the daily review of ETAs, and the
 periodic planning job."""
 
-import asyncio
-from datetime import UTC, datetime
-
 import structlog
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -14,6 +11,7 @@ from contracts import topics
 from contracts.read_side import AvailabilityView, UnknownSku
 from services.inventory import handlers, planner, projections
 from services.inventory.planning import policy, report
+from services.runtime import clock
 from services.runtime.http import ReadEndpoint
 from services.runtime.service import Runtime, Service, serve
 from services.runtime.settings import load
@@ -31,7 +29,7 @@ AVAILABILITY = ReadEndpoint("/availability/{sku}", "What a storefront should sho
 
 
 async def handle(conn, messages) -> None:
-    await handlers.handle(conn, messages, today=datetime.now(UTC).date())
+    await handlers.handle(conn, messages, today=clock.today())
 
 
 async def review_etas(runtime: Runtime) -> None:
@@ -40,13 +38,13 @@ async def review_etas(runtime: Runtime) -> None:
         try:
             while True:
                 async with runtime.pool.acquire() as conn, conn.transaction():
-                    moved = await handlers.review_overdue_etas(conn, datetime.now(UTC).date())
+                    moved = await handlers.review_overdue_etas(conn, clock.today())
                 if not moved:
                     break
                 runtime.relay.wake()
         except Exception as error:  # a database hiccup: the next review catches up
             log.warning("ETA review failed", error=repr(error))
-        await asyncio.sleep(SETTINGS.eta_review_s)
+        await clock.sleep(SETTINGS.eta_review_s)
 
 
 async def plan_replenishment(runtime: Runtime) -> None:
@@ -55,9 +53,9 @@ async def plan_replenishment(runtime: Runtime) -> None:
     settings = policy.Settings(overstock_days=runtime.settings.overstock_days)
     try:
         while True:
-            await asyncio.sleep(runtime.settings.planning_s)
+            await clock.sleep(runtime.settings.planning_s)
             try:
-                if await planner.run(runtime.pool, datetime.now(UTC).date(), forecaster, settings):
+                if await planner.run(runtime.pool, clock.today(), forecaster, settings):
                     runtime.relay.wake()
             except Exception as error:  # a database hiccup or a failed forecast: the next run catches up
                 log.warning("planning failed", error=repr(error))

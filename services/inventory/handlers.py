@@ -63,17 +63,17 @@ def count_stock(cmd: AdjustStock, today: date) -> list[Step]:
     return [Step(cmd.sku, partial(allocation.adjust_stock, cmd=cmd, today=today), counts=True)]
 
 
-def per_sku(decide: Callable[..., list[Event]]) -> Callable[[BaseModel, date], list[Step]]:
-    """A command about one SKU, decided by `decide(state, cmd=...)`."""
-    return lambda cmd, today: [Step(cmd.sku, partial(decide, cmd=cmd))]
+def per_sku(decide: Callable[..., list[Event]], dated: bool = False) -> Callable[[BaseModel, date], list[Step]]:
+    """A command about one SKU, decided by `decide(state, cmd=...)`, and `today=` when `dated`."""
+    return lambda cmd, today: [Step(cmd.sku, partial(decide, cmd=cmd, **({"today": today} if dated else {})))]
 
 
 USE_CASES: dict[type[BaseModel], Callable[[BaseModel, date], list[Step]]] = {
     OrderPlaced: place_order,
     CancellationRequested: cancel_order,
     OrderShipped: ship_order,
-    RegisterProduct: per_sku(products.register_product),
-    UpdateProduct: per_sku(products.update_product),
+    RegisterProduct: per_sku(products.register_product, dated=True),
+    UpdateProduct: per_sku(products.update_product, dated=True),
     DiscontinueProduct: per_sku(products.discontinue_product),
     ReceiveStock: per_sku(allocation.receive_stock),
     AdjustStock: count_stock,

@@ -23,8 +23,25 @@ CHUNK = 200  # SKUs per transaction: their roots are locked only while their pla
 Forecaster = Callable[[dict[str, list[int]], int], Awaitable[dict[str, forecast.Forecast]]]
 
 
-async def run(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings: policy.Settings) -> int:
-    """One planning run for every product still sold; returns how many SKUs were planned."""
+# One instance plans at a time: a forecast costs each instance that makes it seconds of CPU and its worker's
+# memory, and what it finds is the same. A session lock, held for the run and given up with its connection.
+TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext(current_schema() || '.planning'))"
+UNLOCK = "SELECT pg_advisory_unlock(hashtext(current_schema() || '.planning'))"
+
+
+async def run(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings: policy.Settings) -> int | None:
+    """One planning run for every product still sold; returns how many SKUs were planned, or None when
+    another instance's run is under way (it plans them)."""
+    async with pool.acquire() as lock:
+        if not await lock.fetchval(TRY_LOCK):
+            return None
+        try:
+            return await _plan_all(pool, today, forecaster, settings)
+        finally:
+            await lock.execute(UNLOCK)
+
+
+async def _plan_all(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings: policy.Settings) -> int:
     async with pool.acquire() as conn:
         skus = await store.planned_skus(conn)
         await history.forget_discontinued(conn)

@@ -1,7 +1,5 @@
 """The order service: PlaceOrder in, order events out, GET /orders/{order_id}."""
 
-import asyncio
-from datetime import UTC, datetime
 from functools import partial
 
 import structlog
@@ -9,6 +7,7 @@ import structlog
 from contracts import topics
 from contracts.read_side import NotFound, OrderView
 from services.order import handlers, projections
+from services.runtime import clock
 from services.runtime.subscriptions import subscriptions_for
 from services.runtime.http import ReadEndpoint
 from services.runtime.service import Runtime, Service, serve
@@ -28,11 +27,11 @@ log = structlog.get_logger()
 async def review_goodwill(runtime: Runtime) -> None:
     """Every GOODWILL_REVIEW_S: goodwill for the orders whose backorder has waited GOODWILL_WAIT_DAYS."""
     while True:
-        await asyncio.sleep(SETTINGS.goodwill_review_s)
+        await clock.sleep(SETTINGS.goodwill_review_s)
         try:
             async with runtime.pool.acquire() as conn, conn.transaction():
                 offered = await handlers.offer_goodwill_for_long_waits(
-                    conn, datetime.now(UTC).date(), SETTINGS.goodwill_wait_days, SETTINGS.goodwill_percent)
+                    conn, clock.today(), SETTINGS.goodwill_wait_days, SETTINGS.goodwill_percent)
         except Exception as error:  # a database hiccup: the next review catches up
             log.warning("goodwill review failed", error=repr(error))
             continue

@@ -9,14 +9,21 @@ from datetime import date, timedelta
 
 from aiokafka import AIOKafkaConsumer
 
-from contracts.commands import DiscontinueProduct, ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
+from contracts.commands import (
+    DiscontinueProduct,
+    ExpectReplenishment,
+    OrderLine,
+    ReceiveStock,
+    RegisterProduct,
+    UpdateProduct,
+)
 from contracts.events import OrderPlaced
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
 from infra.topics import create_topics
 from services.inventory import app as inventory_app
 from services.inventory import handlers as inventory
 from services import plan as plan_command
-from services.inventory import history, planner, store
+from services.inventory import history, planner, projections, store
 from services.inventory.planning import policy
 from services.runtime.messages import Subscription
 from services.runtime.settings import Settings
@@ -141,21 +148,31 @@ async def test_make_plan_prints_a_table_per_sku_and_writes_the_chart_of_one(pool
     assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
 
 
-async def test_two_instances_planning_at_once_tell_each_finding_once(pools):
-    """Every inventory instance runs the planning job: runs that overlap (both read what was told, then
-    forecast, then decide) must not both tell the same finding."""
+async def test_one_instance_plans_at_a_time_and_each_finding_is_told_once(pools):
+    """Every inventory instance runs the planning job: a run that starts while another is under way leaves
+    the forecast and the findings to it, and the next run plans again."""
     pool = await pools("inventory")
     today = await a_month_of_demand(pool)
-    both_forecasting = asyncio.Barrier(2)
+    forecasting, second_run_done = asyncio.Event(), asyncio.Event()
+    forecasts = 0
 
     async def forecaster(histories, horizon):
-        await both_forecasting.wait()  # each run has read what planning told so far
+        nonlocal forecasts
+        forecasts += 1
+        forecasting.set()
+        await second_run_done.wait()  # the first run is under way while the second starts
         return await planner.in_process(histories, horizon)
 
-    await asyncio.gather(*(planner.run(pool, today, forecaster, policy.Settings()) for _ in range(2)))
+    first = asyncio.create_task(planner.run(pool, today, forecaster, policy.Settings()))
+    await forecasting.wait()
+    assert await planner.run(pool, today, forecaster, policy.Settings()) is None
+    second_run_done.set()
+    assert await first == 1
+    assert forecasts == 1
     told = await pool.fetch("SELECT type FROM events WHERE type = ANY($1) ORDER BY position",
                             ["LeadTimeLearned", "ReplenishmentSuggested", "SupplierDelayDetected", "OverstockDetected"])
     assert [r["type"] for r in told] == ["LeadTimeLearned", "ReplenishmentSuggested"]
+    assert await planner.run(pool, today, planner.in_process, policy.Settings()) == 1  # the lock was given up
 
 
 async def test_a_day_of_the_largest_orders_is_recorded_and_handled(pools):
@@ -240,3 +257,24 @@ async def test_a_purchase_order_id_used_again_after_its_receipt_is_a_new_purchas
     async with pool.acquire() as conn:
         delivered, still_open = await history.supplier_orders(conn, ["A"])
     assert sorted(d.days for d in delivered["A"]) == [5, 9] and not still_open
+
+
+async def test_low_stock_is_at_or_below_the_computed_safety_stock_unless_one_is_set_by_hand(pools):
+    pool = await pools("inventory")
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="L", name="Lamp", lead_time_days=5)),
+                        message(INVENTORY_COMMANDS, ReceiveStock(receipt_id="L-r0", sku="L", quantity=300))], START)
+    for n in range(28):  # 1 and 7 units on alternate days: a spread to keep safety stock for
+        await handle(pool, [message(ORDERS_EVENTS, placed(f"L-o{n}", 7 if n % 2 else 1, "L"))], START + timedelta(days=n))
+    today = START + timedelta(days=28)
+    assert await planner.run(pool, today, planner.in_process, policy.Settings()) == 1
+    computed = (await history.plans(pool))[0]["safety_stock"]
+    assert computed > 0
+
+    await handle(pool, [message(ORDERS_EVENTS, placed("L-down", 300 - 112 - computed - 1, "L"))], today)
+    view = await projections.find(pool, "L")
+    assert (view.available, view.low_stock) == (computed + 1, False)
+    await handle(pool, [message(ORDERS_EVENTS, placed("L-last", 1, "L"))], today)
+    assert (await projections.find(pool, "L")).low_stock
+
+    await handle(pool, [message(INVENTORY_COMMANDS, UpdateProduct(sku="L", safety_stock=computed - 1))], today)
+    assert not (await projections.find(pool, "L")).low_stock  # the product's own safety stock overrides

@@ -48,7 +48,7 @@ def run(state: Sku, decide, *args, **kw) -> list:
 
 def product(sku="A", **overrides) -> Sku:
     state = Sku(sku=sku)
-    run(state, products.register_product, RegisterProduct(**{"sku": sku, "name": "Anvil", "lead_time_days": 14} | overrides))
+    run(state, products.register_product, RegisterProduct(**{"sku": sku, "name": "Anvil", "lead_time_days": 14} | overrides), TODAY)
     return state
 
 
@@ -163,13 +163,13 @@ def test_not_backorderable_and_customer_declined_backorders_are_refused_without_
 
 def test_registering_the_same_product_twice_records_nothing_new():
     state = product()
-    assert run(state, products.register_product, RegisterProduct(sku="A", name="Anvil", lead_time_days=14)) == []
+    assert run(state, products.register_product, RegisterProduct(sku="A", name="Anvil", lead_time_days=14), TODAY) == []
 
 
 def test_registering_again_with_a_new_lead_time_moves_the_etas_like_an_update():
     state = product(lead_time_days=14)
     allocate(state, "o1", 1)
-    events = run(state, products.register_product, RegisterProduct(sku="A", name="Anvil", lead_time_days=20))
+    events = run(state, products.register_product, RegisterProduct(sku="A", name="Anvil", lead_time_days=20), TODAY)
     assert events[-1] == BackorderEtaChanged(order_id="o1", sku="A", quantity=1,
                                              previous_estimated_ship_date=TODAY + timedelta(days=14),
                                              estimated_ship_date=TODAY + timedelta(days=20))
@@ -179,11 +179,11 @@ def test_registering_again_as_discontinued_cancels_what_nothing_will_fill_and_ca
     state = product()
     allocate(state, "o1", 2)
     events = run(state, products.register_product, RegisterProduct(sku="A", name="Anvil", lead_time_days=14,
-                                                                     discontinued=True))
+                                                                     discontinued=True), TODAY)
     assert BackorderCancelled(order_id="o1", sku="A", quantity=2, remaining=0) in events
     assert waiting(state) == [] and state.product.discontinued
     with pytest.raises(products.Refused, match="discontinued"):
-        products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=14))
+        products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=14), TODAY)
 
 
 def test_safety_stock_marks_availability_low():
@@ -285,7 +285,7 @@ def test_a_short_named_receipt_of_a_discontinued_product_cancels_without_telling
 def test_a_longer_lead_time_moves_the_etas_that_rest_on_it():
     state = product(lead_time_days=14)
     allocate(state, "o1", 1)
-    events = run(state, products.update_product, UpdateProduct(sku="A", lead_time_days=20))
+    events = run(state, products.update_product, UpdateProduct(sku="A", lead_time_days=20), TODAY)
     assert events[-1].estimated_ship_date == TODAY + timedelta(days=20)
     assert state.product.name == "Anvil"
 
@@ -363,7 +363,7 @@ def test_an_eta_that_passes_without_supply_moves_once_and_is_not_told_again_on_u
     later = TODAY + timedelta(days=12)
     # Unrelated events before the review move nothing: no "now today" to an overdue customer.
     allocate(state, "o2", 1, today=later)
-    assert run(state, products.update_product, UpdateProduct(sku="A", name="Anvil XL"))[1:] == []
+    assert run(state, products.update_product, UpdateProduct(sku="A", name="Anvil XL"), TODAY)[1:] == []
     assert review(state, later) == [BackorderEtaChanged(
         order_id="o1", sku="A", quantity=2, previous_estimated_ship_date=TODAY + timedelta(days=7),
         estimated_ship_date=later + timedelta(days=7), overdue_on=later)]
@@ -427,7 +427,7 @@ def decision(state: Sku, i: int, kind: str, quantity: int, flag, today: date):
         case "cancel_po":
             return lambda s: supply.cancel_replenishment(s, CancelReplenishment(po_id=f"p{quantity}", sku="A"))
         case "lead_time":
-            return lambda s: products.update_product(s, UpdateProduct(sku="A", lead_time_days=quantity))
+            return lambda s: products.update_product(s, UpdateProduct(sku="A", lead_time_days=quantity), today)
         case "discontinue":
             return lambda s: products.discontinue_product(s, DiscontinueProduct(sku="A"))
         case "count":
@@ -473,8 +473,9 @@ def partial_view(state: Sku, head_rows: int, named: set[str]) -> Sku:
 
 @settings(max_examples=600, deadline=None)
 @given(commands, st.integers(0, 6))
-# A backorder ten days old when a five-day lead time is learned.
+# A backorder ten days old when a five-day lead time is learned, or set on the product.
 @example([("order", 3, True), ("day", 5, True), ("day", 5, True), ("learn", 5, 0)] + [("day", 0, True)] * 6, 0)
+@example([("order", 3, True), ("day", 5, True), ("day", 5, True), ("lead_time", 5, True)], 0)
 def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_the_state(script, window):
     state = product()
     events = []
@@ -496,7 +497,7 @@ def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_th
         step = run(state, decide)
         assert partial_events in (None, step)
         events += step
-        if kind == "learn":  # a learned lead time never promises a day already past
+        if kind in ("learn", "lead_time"):  # a shorter lead time never promises a day already past
             assert all(e.estimated_ship_date >= today for e in step if isinstance(e, BackorderEtaChanged))
         assert 0 <= state.reserved <= state.on_hand
         assert [b.eta for b in state.head()] == full_etas(state)

@@ -14,12 +14,12 @@ DAY = date(2026, 11, 25)
 def test_registering_again_as_discontinued_with_a_longer_lead_time_tells_no_slip_for_units_it_cancels():
     """Nobody is told a slip (which brings goodwill) for units cancelled in the same decision."""
     state = Sku(sku="A")
-    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=5)))
+    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=5), DAY))
     placed = OrderPlaced(order_id="o1", customer_id="c", customer_email="c@example.com",
                          lines=[OrderLine(sku="A", quantity=2)])
     apply(state, allocation.allocate(state, placed, 2, DAY))
     events = products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10,
-                                                              discontinued=True))
+                                                              discontinued=True), DAY)
     cancelled = {e.order_id for e in events if isinstance(e, BackorderCancelled) and not e.remaining}
     assert cancelled == {"o1"}
     assert not [e for e in events if isinstance(e, BackorderEtaChanged) and e.order_id in cancelled], events
@@ -29,7 +29,7 @@ def test_a_backorder_placed_behind_an_overdue_purchase_order_is_not_promised_an_
     """The daily review moved o1's ETA off an overdue purchase order; a backorder placed that day behind o1
     is not told the overdue date (as "today"), which would promise it before o1 and slip it tomorrow."""
     state = Sku(sku="A")
-    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10)))
+    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10), DAY))
     apply(state, supply.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=5,
                                                                         expected_on=date(2026, 12, 1))))
     def order(order_id: str, quantity: int) -> OrderPlaced:

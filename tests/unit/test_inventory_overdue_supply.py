@@ -32,7 +32,7 @@ def order(order_id: str, quantity: int) -> OrderPlaced:
 def reviewed() -> Sku:
     """o1 waits for 2 units of p1 (due 1 Dec), which never came: the review of 5 Dec moved it to 15 Dec."""
     state = Sku(sku="A")
-    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10)))
+    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10), DAY))
     apply(state, supply.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=2,
                                                                         expected_on=date(2026, 12, 1))))
     apply(state, allocation.allocate(state, order("o1", 2), 2, DAY))
@@ -64,7 +64,7 @@ def test_a_backorder_placed_behind_a_reviewed_one_is_not_promised_earlier_than_i
 def test_a_count_on_a_discontinued_product_tells_each_revoked_order_one_eta_and_no_date_for_cancelled_units():
     """A count tells each revoked order one date: the one that holds after what the discontinue cancels."""
     state = Sku(sku="A")
-    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10)))
+    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10), DAY))
     apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=3)))
     apply(state, allocation.allocate(state, order("o1", 3), 3, DAY))
     apply(state, supply.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=1,

@@ -69,7 +69,7 @@ def test_a_store_cancellation_after_a_refused_request_does_not_carry_the_custome
 
 def _inventory(on_hand: int) -> Sku:
     state = Sku(sku="A")
-    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=5)))
+    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=5), DAY))
     apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=on_hand)))
     return state
 

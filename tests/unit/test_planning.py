@@ -8,6 +8,7 @@ import random
 import signal
 from dataclasses import replace
 from datetime import date, timedelta
+from statistics import NormalDist
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -40,15 +41,38 @@ def flat(rate: float, std: float = 0.0) -> Forecast:
 
 def test_safety_stock_combines_demand_and_lead_time_variability():
     lead = LeadTime(mean=9, std=2, on_time_rate=1, deliveries=5, quantile_days=12)
-    # 1.645 × √(9·3² + 10²·2²) = 1.645 × √481 = 36.08
-    assert safety_stock(10, 3, lead, 0.95) == 37
-    assert safety_stock(10, 0, LeadTime(9, 0, 1, 0, 9), 0.95) == 0
+    # With no cycle demand to spare, z is z(0.95): 1.645 × √(9·3² + 10²·2²) = 1.645 × √481 = 36.08
+    assert safety_stock(10, 3, lead, 0.95, cycle_demand=0) == 37
+    assert safety_stock(10, 0, LeadTime(9, 0, 1, 0, 9), 0.95, cycle_demand=70) == 0
 
 
-@given(st.floats(0, 50), st.floats(0, 20), st.floats(1, 60), st.floats(0, 10))
-def test_a_higher_service_level_never_needs_less_safety_stock(d, sd, lead_mean, lead_std):
+def units_short(safety: float, spread: float) -> float:
+    """Expected units short in a cycle with this much safety stock: spread × G(safety / spread)."""
+    z, unit = safety / spread, NormalDist()
+    return spread * (unit.pdf(z) - z * (1 - unit.cdf(z)))
+
+
+@given(st.floats(0.5, 50), st.floats(0.1, 20), st.floats(1, 60), st.floats(0, 10), st.integers(1, 30),
+       st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_safety_stock_is_the_least_that_serves_the_service_level_of_a_cycles_demand(d, sd, lead_mean, lead_std,
+                                                                                     cycle_days, level):
+    """At most (1 − service level) of a cycle's demand short, with one unit less more than that; never above
+    z(service level) × the spread."""
     lead = LeadTime(lead_mean, lead_std, 1, 3, math.ceil(lead_mean))
-    assert safety_stock(d, sd, lead, 0.99) >= safety_stock(d, sd, lead, 0.95) >= safety_stock(d, sd, lead, 0.8)
+    spread = math.sqrt(lead_mean * sd**2 + d**2 * lead_std**2)
+    allowed, z = (1 - level) * d * cycle_days, NormalDist().inv_cdf(level)
+    ss = safety_stock(d, sd, lead, level, d * cycle_days)
+    assert ss <= math.ceil(z * spread)
+    if ss < math.ceil(z * spread):
+        assert units_short(ss, spread) <= allowed + 1e-9
+        assert ss == 0 or units_short(ss - 1, spread) > allowed - 1e-9
+
+
+@given(st.floats(0, 50), st.floats(0, 20), st.floats(1, 60), st.floats(0, 10), st.floats(0, 500))
+def test_a_higher_service_level_never_needs_less_safety_stock(d, sd, lead_mean, lead_std, cycle):
+    lead = LeadTime(lead_mean, lead_std, 1, 3, math.ceil(lead_mean))
+    assert (safety_stock(d, sd, lead, 0.99, cycle) >= safety_stock(d, sd, lead, 0.95, cycle)
+            >= safety_stock(d, sd, lead, 0.8, cycle))
 
 
 def test_without_deliveries_the_product_lead_time_is_the_lead_time():
@@ -84,7 +108,7 @@ def test_reorder_point_is_lead_time_demand_plus_safety_stock():
     state = product(lead_time_days=10)
     receive(state, 100)
     p = plan(state, flat(5, 2), learn([], 10))
-    assert p.safety_stock == math.ceil(1.645 * math.sqrt(10 * 4))
+    assert p.safety_stock == safety_stock(5, 2, learn([], 10), 0.95, cycle_demand=5 * 7)  # a week's orders
     assert p.reorder_point == 50 + p.safety_stock
     assert (p.position, p.status, p.days_of_cover) == (100, "ok", 20)
 

@@ -1,18 +1,19 @@
 """Product facts: registering, changing and discontinuing a product, and what that does to what waits."""
 
 from dataclasses import asdict, replace
+from datetime import date
 
 from contracts.commands import DiscontinueProduct, RegisterProduct, UpdateProduct
 from contracts.events import Event, ProductDiscontinued, ProductRegistered, ProductUpdated
 from services.inventory.domain.state import Sku, apply
-from services.inventory.domain.supply import after_supply_changed
+from services.inventory.domain.supply import after_supply_changed, lead_time_changed
 
 
 class Refused(Exception):
     """A product command that cannot apply to the product as it is; the reason says why."""
 
 
-def register_product(state: Sku, cmd: RegisterProduct) -> list[Event]:
+def register_product(state: Sku, cmd: RegisterProduct, today: date) -> list[Event]:
     """A new product; for one already registered, the same as UpdateProduct with every fact (and
     DiscontinueProduct with `discontinued=true`). Discontinuing is final: registering it back is refused."""
     facts = cmd.model_dump(exclude={"sku", "discontinued"})
@@ -23,24 +24,24 @@ def register_product(state: Sku, cmd: RegisterProduct) -> list[Event]:
     draft = state.draft()
     # Discontinued first: what it cancels is not told a new lead time's slip a moment before.
     events = apply(draft, discontinue_product(draft, DiscontinueProduct(sku=cmd.sku))) if cmd.discontinued else []
-    return events + _update(draft, UpdateProduct(sku=cmd.sku, **facts))
+    return events + _update(draft, UpdateProduct(sku=cmd.sku, **facts), today)
 
 
-def update_product(state: Sku, cmd: UpdateProduct) -> list[Event]:
-    """New product facts; a new lead time moves the ETAs that rest on it."""
+def update_product(state: Sku, cmd: UpdateProduct, today: date) -> list[Event]:
+    """New product facts; a new lead time moves the ETAs that rest on it (never to a day already past)."""
     if state.product is None:
         raise Refused(f"UpdateProduct for {cmd.sku}: no such product")
-    return _update(state.draft(), cmd)
+    return _update(state.draft(), cmd, today)
 
 
-def _update(draft: Sku, cmd: UpdateProduct) -> list[Event]:
+def _update(draft: Sku, cmd: UpdateProduct, today: date) -> list[Event]:
     changes = cmd.model_dump(exclude={"sku"}, exclude_none=True)
     product = replace(draft.product, **changes | {"alternatives": tuple(changes.get("alternatives", draft.product.alternatives))})
     if product == draft.product:
         return []
     lead_time_moved = product.lead_time_days != draft.product.lead_time_days
     events = apply(draft, [ProductUpdated(sku=cmd.sku, **asdict(product))])
-    return events + after_supply_changed(draft, None if lead_time_moved else draft.supply)
+    return events + (lead_time_changed(draft, today) if lead_time_moved else after_supply_changed(draft, draft.supply))
 
 
 def discontinue_product(state: Sku, cmd: DiscontinueProduct) -> list[Event]:

@@ -49,7 +49,15 @@ def learn_lead_time(state: Sku, learned: LeadTimeLearned, today: date) -> list[E
     if (state.learned_lead_time_days, state.learned_delay_days) == (learned.lead_time_days, learned.delay_days):
         return []
     draft = state.draft()
-    events = apply(draft, [learned]) + apply(draft, cancel_uncovered(draft))
+    return apply(draft, [learned]) + lead_time_changed(draft, today)
+
+
+def lead_time_changed(draft: Sku, today: date) -> list[Event]:
+    """After the lead time changed (learned, or the product's): what supply no longer covers of a
+    discontinued product is cancelled, then the ETAs resting on the lead time move, applied to `draft`. A
+    shorter lead time never promises a day already past (a backorder placed long before): such an ETA moves
+    where the daily review would move it, today plus the lead time."""
+    events = apply(draft, cancel_uncovered(draft))
     credible = today + draft.lead_time
     moved = [change if change.estimated_ship_date >= today
              else change.model_copy(update={"estimated_ship_date": credible, "overdue_on": today})

@@ -45,10 +45,33 @@ class Plan:
     status: Status
 
 
-def safety_stock(daily_demand: float, demand_std: float, lead: LeadTime, service_level: float) -> int:
-    """z(service level) × √(L·σd² + d²·σL²): demand and lead-time variability over a lead time."""
+def safety_stock(daily_demand: float, demand_std: float, lead: LeadTime, service_level: float,
+                 cycle_demand: float) -> int:
+    """z × √(L·σd² + d²·σL²): the spread of demand over a lead time (demand and lead-time variability) times
+    the z that serves `service_level` of the demand from stock. The units short in a replenishment cycle are
+    spread × G(z) (G the standard normal loss function); z is the smallest that keeps them to (1 − service
+    level) of the demand of a cycle (`cycle_demand`, what an order brings), and never more than
+    z(service level), the z that runs out in no more than that share of cycles."""
+    spread = math.sqrt(lead.mean * demand_std**2 + daily_demand**2 * lead.std**2)
     z = NormalDist().inv_cdf(service_level)
-    return math.ceil(z * math.sqrt(lead.mean * demand_std**2 + daily_demand**2 * lead.std**2))
+    if spread == 0 or z <= 0:
+        return 0
+    allowed_short = (1 - service_level) * cycle_demand
+    low, high = 0.0, z
+    if spread * _loss(high) > allowed_short:
+        return math.ceil(z * spread)
+    if spread * _loss(low) <= allowed_short:
+        return 0  # a cycle's order covers the shortfall the spread makes likely
+    for _ in range(40):  # G falls as z grows: bisect for the smallest z short by no more than allowed
+        middle = (low + high) / 2
+        low, high = (middle, high) if spread * _loss(middle) > allowed_short else (low, middle)
+    return math.ceil(high * spread)
+
+
+def _loss(z: float) -> float:
+    """G(z) = φ(z) − z·(1 − Φ(z)): expected units short of a standard normal demand with z of stock."""
+    unit = NormalDist()
+    return unit.pdf(z) - z * (1 - unit.cdf(z))
 
 
 def plan(state: Sku, forecast: Forecast, lead: LeadTime, settings: Settings = Settings()) -> Plan:
@@ -56,7 +79,8 @@ def plan(state: Sku, forecast: Forecast, lead: LeadTime, settings: Settings = Se
     is the demand expected over the lead time plus safety stock."""
     d = forecast.rate
     manual = state.product.safety_stock if state.product else 0
-    ss = manual or safety_stock(d, forecast.std, lead, state.product.service_level if state.product else 0.95)
+    service_level = state.product.service_level if state.product else 0.95
+    ss = manual or safety_stock(d, forecast.std, lead, service_level, d * settings.cycle_days)
     reorder_point = math.ceil(forecast.over(lead.mean)) + ss
     target = reorder_point + math.ceil(d * settings.cycle_days)
     position = state.available + state.supply - state.backordered
