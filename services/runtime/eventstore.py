@@ -3,7 +3,7 @@ load every aggregate it touches in one round trip."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 from uuid import uuid4
 
 import asyncpg
@@ -99,8 +99,7 @@ class Streams(Generic[State]):
         return changed
 
 
-@dataclass(frozen=True)
-class NewEvent:
+class NewEvent(NamedTuple):  # a tuple: built several times faster than a frozen dataclass, once per event
     stream_id: str
     version: int
     event: Event
