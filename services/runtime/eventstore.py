@@ -109,9 +109,10 @@ async def append(conn: asyncpg.Connection, events: list[NewEvent]) -> None:
     taken (the unique key on (stream_id, version) checks the whole batch at once)."""
     if not events:
         return
+    # The model's serializer called directly: model_dump_json() is the same call behind a layer of options.
     records = [
-        (e.stream_id, e.version, event_id, type(e.event).__name__, e.event.model_dump_json(), e.correlation_id,
-         e.causation_id, e.traceparent)
+        (e.stream_id, e.version, event_id, type(e.event).__name__,
+         e.event.__pydantic_serializer__.to_json(e.event).decode(), e.correlation_id, e.causation_id, e.traceparent)
         for e, event_id in zip(events, new_event_ids(len(events)))
     ]
     await lock_appends(conn)
