@@ -1,7 +1,7 @@
 """pyeventsourcing's side of benchmarks/eventstore.py. Run by the Python of a throwaway environment that has
 the library (never by the project's): appends AGGREGATES new aggregates, each with EVENTS_PER_AGGREGATE events,
-PER_SAVE aggregates per `Application.save`, into PostgreSQL (POSTGRES_* in the environment), and prints one
-JSON line: {"events": n, "seconds": s}."""
+PER_SAVE aggregates per `Application.save`, into PostgreSQL (POSTGRES_* in the environment, which the library
+reads too), and prints one JSON line: {"events": n, "seconds": s, "python_cpu_seconds": c, "synchronous_commit": v}."""
 
 import json
 import os
@@ -29,9 +29,10 @@ def main() -> None:
                          port=os.environ["POSTGRES_PORT"], user=os.environ["POSTGRES_USER"],
                          password=os.environ["POSTGRES_PASSWORD"], autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {os.environ['POSTGRES_SCHEMA']}")
+        synchronous_commit = conn.execute("SHOW synchronous_commit").fetchone()[0]
     app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.postgres", "CREATE_TABLE": "y"})
     events = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for first in range(0, aggregates, per_save):
         batch = []
         for i in range(first, min(first + per_save, aggregates)):
@@ -41,7 +42,8 @@ def main() -> None:
             batch.append(line)
         app.save(*batch)
         events += len(batch) * per_aggregate
-    print(json.dumps({"events": events, "seconds": time.perf_counter() - started}))
+    print(json.dumps({"events": events, "seconds": time.perf_counter() - started,
+                      "python_cpu_seconds": time.process_time() - cpu, "synchronous_commit": synchronous_commit}))
 
 
 if __name__ == "__main__":
