@@ -15,8 +15,8 @@ The ceiling: the same rows serialised before the clock starts and appended with 
 (the append lock, then a binary COPY) is what PostgreSQL itself takes on this machine; no store can go faster.
 
 Each figure is the median of `--repeat` runs in events per second, with the CPU microseconds per event of the
-Python process and, for ours, of its PostgreSQL backend (read from /proc: less distorted than wall time when the
-machine is shared). The last lines compare the best mode of each."""
+Python process and of the PostgreSQL server processes serving it (read from /proc, so for a local server: less
+distorted than wall time when the machine is shared). The last lines compare the best mode of each."""
 
 import argparse
 import asyncio
@@ -74,7 +74,8 @@ def theirs(url: str, events: int, per_transaction: int, db_functions: str) -> tu
     done = subprocess.run([their_python(), "-m", "benchmarks.pyeventsourcing_append"], env=env, check=True,
                           stdout=subprocess.PIPE, text=True)
     result = json.loads(done.stdout.splitlines()[-1])
-    return Run(result["events"], result["seconds"], result["python_cpu_seconds"]), result["synchronous_commit"]
+    return (Run(result["events"], result["seconds"], result["python_cpu_seconds"], result["backend_cpu_seconds"]),
+            result["synchronous_commit"])
 
 
 def line_events(run: str, first: int, last: int) -> list[NewEvent]:
