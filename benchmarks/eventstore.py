@@ -2,12 +2,21 @@
 
     uv run python -m benchmarks.eventstore [--events 200000] [--repeat 3]
 
-Both store the same shape: aggregates of two events (an order line placed, then reserved), serialised from
-objects to rows inside the timed loop. Ours is `services.runtime.eventstore.append` in transactions of 100 to
-5,000 events; pyeventsourcing 9.5.6 (`Application.save` of 1 to 1,000 aggregates at a time, psycopg 3 with
-its C build) runs in a throwaway environment this script makes under .local/, so it never becomes a dependency
-of the project. Each figure is the median of `--repeat` runs in events per second; the last line compares the
-best mode of each."""
+The same work on both sides, timed from objects to committed rows: aggregates of two events (an order line
+placed, then reserved) are built, serialised and appended in transactions of 100 to 5,000 events, committed with
+the server's `synchronous_commit` (what the services run with; printed). Ours is
+`services.runtime.eventstore.append`. pyeventsourcing 9.5.6 (`Application.save` of 50 to 2,500 aggregates, psycopg
+3 with its C build) is tried in both of its insert modes, an executemany in a pipeline and its insert function
+(`POSTGRES_ENABLE_DB_FUNCTIONS`); it runs in a throwaway environment this script makes under .local/, so it never
+becomes a dependency of the project. Smaller saves only lose it more to commits (one aggregate per save: under
+1,000 events/s).
+
+The ceiling: the same rows serialised before the clock starts and appended with the store's own statements
+(the append lock, then a binary COPY) is what PostgreSQL itself takes on this machine; no store can go faster.
+
+Each figure is the median of `--repeat` runs in events per second, with the CPU microseconds per event of the
+Python process and of the PostgreSQL server processes serving it (read from /proc, so for a local server: less
+distorted than wall time when the machine is shared). The last lines compare the best mode of each."""
 
 import argparse
 import asyncio
@@ -26,11 +35,20 @@ from contracts.commands import OrderLine
 from contracts.events import OrderLineReserved, OrderPlaced
 from infra import STATE, postgres
 from services.runtime import db
-from services.runtime.eventstore import NewEvent, append
+from services.runtime.eventstore import COLUMNS, NewEvent, append, lock_appends, new_event_ids
 
 PYEVENTSOURCING = "eventsourcing[postgres]==9.5.6"
-OUR_BATCHES = (100, 500, 1000, 5000)
-THEIR_BATCHES = (1, 10, 100, 1000)  # aggregates per save; 2 events each
+BATCHES = (100, 500, 1000, 5000)  # events per transaction, on both sides
+THEIR_MODES = {"pipeline": "n", "insert function": "y"}  # POSTGRES_ENABLE_DB_FUNCTIONS
+
+
+class Run:
+    """One timed run: events per second, CPU microseconds per event of Python and of the server backend."""
+
+    def __init__(self, events: int, seconds: float, python_cpu_s: float, backend_cpu_s: float | None = None):
+        self.rate = events / seconds
+        self.python_us = python_cpu_s * 1e6 / events
+        self.backend_us = None if backend_cpu_s is None else backend_cpu_s * 1e6 / events
 
 
 def their_python() -> str:
@@ -43,35 +61,78 @@ def their_python() -> str:
     return str(python)
 
 
-def theirs(url: str, events: int, per_save: int) -> float:
+def theirs(url: str, events: int, per_transaction: int, db_functions: str) -> tuple[Run, str]:
+    """One run of pyeventsourcing, and the synchronous_commit its connection ran with."""
     parts = urlsplit(url)
     env = os.environ | {
         "POSTGRES_DBNAME": parts.path.lstrip("/"), "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432), "POSTGRES_USER": unquote(parts.username or ""),
         "POSTGRES_PASSWORD": unquote(parts.password or ""), "POSTGRES_SCHEMA": f"pyes_{uuid.uuid4().hex[:8]}",
-        "AGGREGATES": str(events // 2), "EVENTS_PER_AGGREGATE": "2", "PER_SAVE": str(per_save),
+        "POSTGRES_ENABLE_DB_FUNCTIONS": db_functions,
+        "AGGREGATES": str(events // 2), "EVENTS_PER_AGGREGATE": "2", "PER_SAVE": str(per_transaction // 2),
     }
     done = subprocess.run([their_python(), "-m", "benchmarks.pyeventsourcing_append"], env=env, check=True,
                           stdout=subprocess.PIPE, text=True)
     result = json.loads(done.stdout.splitlines()[-1])
-    return result["events"] / result["seconds"]
+    return (Run(result["events"], result["seconds"], result["python_cpu_seconds"], result["backend_cpu_seconds"]),
+            result["synchronous_commit"])
 
 
-async def ours(pool: asyncpg.Pool, events: int, per_transaction: int) -> float:
-    await pool.execute("TRUNCATE events")
-    run = uuid.uuid4().hex[:6]
-    started = time.perf_counter()
-    for first in range(0, events // 2, per_transaction // 2):
-        rows = []
-        for i in range(first, min(first + per_transaction // 2, events // 2)):
-            order_id, sku = f"o-{run}-{i}", f"sku-{i % 50}"
-            placed = OrderPlaced(order_id=order_id, customer_id="c", customer_email="c@example.com",
-                                 lines=[OrderLine(sku=sku, quantity=3)])
-            rows.append(NewEvent(order_id, 1, placed, order_id, order_id))
-            rows.append(NewEvent(order_id, 2, OrderLineReserved(order_id=order_id, sku=sku, quantity=1), order_id, order_id))
-        async with pool.acquire() as conn, conn.transaction():
-            await append(conn, rows)
-    return events / (time.perf_counter() - started)
+def line_events(run: str, first: int, last: int) -> list[NewEvent]:
+    """The events of aggregates first..last-1: a line placed, then reserved."""
+    events = []
+    for i in range(first, last):
+        order_id, sku = f"o-{run}-{i}", f"sku-{i % 50}"
+        placed = OrderPlaced(order_id=order_id, customer_id="c", customer_email="c@example.com",
+                             lines=[OrderLine(sku=sku, quantity=3)])
+        events.append(NewEvent(order_id, 1, placed, order_id, order_id))
+        events.append(NewEvent(order_id, 2, OrderLineReserved(order_id=order_id, sku=sku, quantity=1), order_id,
+                               order_id))
+    return events
+
+
+async def ours(conn: asyncpg.Connection, backend: int, events: int, per_transaction: int) -> Run:
+    await conn.execute("TRUNCATE events")
+    run, per_aggregate = uuid.uuid4().hex[:6], per_transaction // 2
+    started, cpu, backend_cpu = time.perf_counter(), time.process_time(), cpu_seconds(backend)
+    for first in range(0, events // 2, per_aggregate):
+        batch = line_events(run, first, min(first + per_aggregate, events // 2))
+        async with conn.transaction():
+            await append(conn, batch)
+    return Run(events, time.perf_counter() - started, time.process_time() - cpu, cpu_seconds(backend) - backend_cpu)
+
+
+async def ceiling(conn: asyncpg.Connection, backend: int, events: int, per_transaction: int) -> Run:
+    """The store's statements alone, on rows serialised before the clock starts."""
+    await conn.execute("TRUNCATE events")
+    rows = [(e.stream_id, e.version, event_id, type(e.event).__name__, e.event.model_dump_json(), e.correlation_id,
+             e.causation_id, e.traceparent)
+            for e, event_id in zip(line_events(uuid.uuid4().hex[:6], 0, events // 2), new_event_ids(events))]
+    started, cpu, backend_cpu = time.perf_counter(), time.process_time(), cpu_seconds(backend)
+    for first in range(0, events, per_transaction):
+        async with conn.transaction():
+            await lock_appends(conn)
+            await conn.copy_records_to_table("events", records=rows[first:first + per_transaction], columns=COLUMNS)
+    return Run(events, time.perf_counter() - started, time.process_time() - cpu, cpu_seconds(backend) - backend_cpu)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU of a local process so far, None when it cannot be read (a remote server)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(label: str, runs: list[Run]) -> float:
+    rate = statistics.median(r.rate for r in runs)
+    cpu = f"python {statistics.median(r.python_us for r in runs):5.1f}"
+    if all(r.backend_us is not None for r in runs):
+        cpu += f", postgres {statistics.median(r.backend_us for r in runs):5.1f}"
+    print(f"  {label:<48} {rate:>9,.0f} events/s   CPU us/event: {cpu}", flush=True)
+    return rate
 
 
 async def scratch_database(admin_url: str) -> str:
@@ -88,33 +149,41 @@ async def drop_database(admin_url: str, url: str) -> None:
     await conn.close()
 
 
-def median_of(repeat: int, run) -> float:
-    return statistics.median(run() for _ in range(repeat))
-
-
 async def main(events: int, repeat: int) -> None:
     admin_url, where = postgres.ensure_database()
     url = await scratch_database(admin_url)
-    print(f"PostgreSQL: {where}; {events:,} events per run, median of {repeat}", flush=True)
+    print(f"PostgreSQL: {where}; {events:,} events per run, median of {repeat}; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
     try:
         login = db.local_url(url, "order")
         await db.set_up(url, "order", login)
-        pool = await db.connect_pool(login, "order", max_size=1)
-        best_ours = 0.0
-        for batch in OUR_BATCHES:
-            rates = [await ours(pool, events, batch) for _ in range(repeat)]
-            rate = statistics.median(rates)
+        conn = await asyncpg.connect(login, server_settings=db.session_settings("order"))
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        print(f"orderflow (synchronous_commit {await conn.fetchval('SHOW synchronous_commit')})", flush=True)
+        best_ours, best_ceiling = 0.0, 0.0
+        for batch in BATCHES:
+            rate = report(f"{batch:>5} events per transaction",
+                          [await ours(conn, backend, events, batch) for _ in range(repeat)])
             best_ours = max(best_ours, rate)
-            print(f"  orderflow       {batch:>5} events per transaction      {rate:>10,.0f} events/s", flush=True)
-        await pool.close()
-        best_theirs = 0.0
-        for per_save in THEIR_BATCHES:
-            rate = median_of(repeat, lambda: theirs(url, events, per_save))
-            best_theirs = max(best_theirs, rate)
-            print(f"  pyeventsourcing {per_save:>5} aggregates per save ({2 * per_save} events) {rate:>10,.0f} events/s",
-                  flush=True)
-        print(f"best of each: orderflow {best_ours:,.0f} events/s, pyeventsourcing {best_theirs:,.0f} events/s: "
-              f"{best_ours / best_theirs:.1f}x")
+        print("PostgreSQL alone: the same rows serialised before the clock, lock and binary COPY", flush=True)
+        for batch in BATCHES:
+            rate = report(f"{batch:>5} events per transaction",
+                          [await ceiling(conn, backend, events, batch) for _ in range(repeat)])
+            best_ceiling = max(best_ceiling, rate)
+        await conn.close()
+        best_theirs, best_mode = 0.0, ""
+        for mode, db_functions in THEIR_MODES.items():
+            runs = [theirs(url, events, batch, db_functions) for batch in BATCHES for _ in range(repeat)]
+            print(f"pyeventsourcing 9.5.6, {mode} (synchronous_commit {runs[0][1]})", flush=True)
+            for i, batch in enumerate(BATCHES):
+                rate = report(f"{batch:>5} events per save ({batch // 2} aggregates)",
+                              [run for run, _ in runs[i * repeat:(i + 1) * repeat]])
+                if rate > best_theirs:
+                    best_theirs, best_mode = rate, f"{mode}, {batch} events per save"
+        print(f"best of each: orderflow {best_ours:,.0f} events/s, pyeventsourcing {best_theirs:,.0f} events/s "
+              f"({best_mode}): {best_ours / best_theirs:.1f}x")
+        print(f"the ceiling, PostgreSQL alone: {best_ceiling:,.0f} events/s, {best_ceiling / best_theirs:.1f}x "
+              f"pyeventsourcing; load average {os.getloadavg()[0]:.2f}")
     finally:
         await drop_database(admin_url, url)
 

@@ -1,10 +1,10 @@
 """The event store: streams of events with optimistic concurrency, and the snapshots that let a batch
 load every aggregate it touches in one round trip."""
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
-from uuid import uuid4
+from typing import Generic, NamedTuple, TypeVar
 
 import asyncpg
 import structlog
@@ -16,14 +16,10 @@ from contracts.events import Event
 State = TypeVar("State", bound=BaseModel)
 log = structlog.get_logger()
 
-# Appends take this lock (per schema) until commit, so positions become visible in commit order and
-# the relay, reading past its cursor, can never skip a row that commits late.
-APPEND = """
-WITH ordered AS (SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.events')))
-INSERT INTO events (stream_id, version, event_id, type, data, correlation_id, causation_id, traceparent)
-SELECT e.* FROM ordered,
-    unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::jsonb[], $6::text[], $7::text[], $8::text[]) AS e
-"""
+# Appends take this lock (per schema) until commit, before their rows are given positions, so positions
+# become visible in commit order and the relay, reading past its cursor, can never skip a row that commits late.
+LOCK_APPENDS = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.events'))"
+COLUMNS = ("stream_id", "version", "event_id", "type", "data", "correlation_id", "causation_id", "traceparent")
 LOCK_SNAPSHOTS = """
 SELECT stream_id, version, state FROM snapshots WHERE stream_id = ANY($1::text[]) ORDER BY stream_id FOR UPDATE
 """
@@ -99,8 +95,7 @@ class Streams(Generic[State]):
         return changed
 
 
-@dataclass(frozen=True)
-class NewEvent:
+class NewEvent(NamedTuple):  # a tuple: built several times faster than a frozen dataclass, once per event
     stream_id: str
     version: int
     event: Event
@@ -110,21 +105,40 @@ class NewEvent:
 
 
 async def append(conn: asyncpg.Connection, events: list[NewEvent]) -> None:
-    """Append events in one statement; ConcurrencyError if a stream version is taken."""
-    columns = zip(*(
-        (e.stream_id, e.version, uuid4(), type(e.event).__name__, e.event.model_dump_json(), e.correlation_id,
-         e.causation_id, e.traceparent)
-        for e in events
-    ))
+    """Append events in one binary COPY, in the caller's transaction; ConcurrencyError if a stream version is
+    taken (the unique key on (stream_id, version) checks the whole batch at once)."""
+    if not events:
+        return
+    # The model's serializer called directly: model_dump_json() is the same call behind a layer of options.
+    records = [
+        (e.stream_id, e.version, event_id, type(e.event).__name__,
+         e.event.__pydantic_serializer__.to_json(e.event).decode(), e.correlation_id, e.causation_id, e.traceparent)
+        for e, event_id in zip(events, new_event_ids(len(events)))
+    ]
+    await lock_appends(conn)
     try:
-        await conn.execute(APPEND, *columns)
+        await conn.copy_records_to_table("events", records=records, columns=COLUMNS)
     except asyncpg.UniqueViolationError as error:
         raise ConcurrencyError(str(error)) from error
 
 
 async def lock_appends(conn: asyncpg.Connection) -> None:
     """Hold off appends to this schema until the caller's transaction ends (a rebuild's consistent view)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.events'))")
+    await conn.execute(LOCK_APPENDS)
+
+
+_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))
+_RFC_4122_VARIANT = bytes(b & 0x3F | 0x80 for b in range(256))
+
+
+def new_event_ids(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs in hex, from one read of the OS's randomness: uuid4() reads it once per
+    id and builds an object, 3.9 us an id against 0.4 us."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_RFC_4122_VARIANT)
+    digits = raw.hex()
+    return [digits[i:i + 32] for i in range(0, 32 * count, 32)]
 
 
 async def replay(
