@@ -4,7 +4,6 @@
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,10 +37,6 @@ from services.runtime.settings import Settings, load
 log = structlog.get_logger()
 # How long a stopping service may take to finish and commit the batch in hand (compose gives it longer).
 GRACEFUL_TIMEOUT_S = 15
-
-# How long one poll of the consumer waits for records. It returns as soon as a record is there, so this only
-# sets how often an idle consumer wakes.
-POLL_TIMEOUT_MS = 500
 
 # A gauge that cannot be read within this when /metrics is scraped is left out of that scrape, which answers.
 SCRAPE_TIMEOUT_S = 2
@@ -169,6 +164,8 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         batch=True,
         group_id=f"orderflow-{service.name}",
         max_records=settings.batch_size,
+        # FastStream sleeps this long again after an empty poll: keep it short, or idle-time latency suffers.
+        batch_timeout_ms=10,
         decoder=_no_body,
         parser=_raw_batch,
         auto_offset_reset="earliest",
@@ -177,14 +174,6 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         max_poll_interval_ms=300_000,
         fetch_max_wait_ms=50,
     )
-
-    async def poll(kafka: AIOKafkaConsumer) -> tuple:
-        """FastStream's own poll sleeps as long again after an empty one, and a record that comes meanwhile
-        waits: this one returns the moment records are there, and sleeps never."""
-        records = await kafka.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=settings.batch_size)
-        return tuple(itertools.chain.from_iterable(records.values()))
-
-    subscriber.get_msg = poll
 
     @subscriber
     async def on_batch(body: list, message: KafkaMessage) -> None:
