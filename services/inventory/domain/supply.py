@@ -6,7 +6,7 @@ supply covers can have ETAs that depend on purchase orders: a change costs in pr
 to the length of the queue."""
 
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import date, timedelta
 
 from contracts.commands import CancelReplenishment, ExpectReplenishment, RescheduleReplenishment
 from contracts.events import (
@@ -19,16 +19,22 @@ from contracts.events import (
     ReplenishmentRescheduled,
     StockReleased,
 )
-from services.inventory.domain.state import Backorder, NotLoaded, Sku, apply
+from services.inventory.domain.state import Backorder, NotLoaded, Refused, Sku, apply
+
+# A purchase order expected further ahead than this is a mistake (a date such as 9999-12-31 would be promised to
+# customers, and the supplier's learned lateness added to it would overflow the calendar).
+FURTHEST_EXPECTED = timedelta(days=3652)
 
 
-def expect_replenishment(state: Sku, cmd: ExpectReplenishment) -> list[Event]:
+def expect_replenishment(state: Sku, cmd: ExpectReplenishment, today: date) -> list[Event]:
     if any(r.po_id == cmd.po_id for r in state.replenishments):
         return []  # the same purchase order again
+    _credible(cmd, today)
     return _changed(state, ReplenishmentExpected(**cmd.model_dump()))
 
 
-def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment) -> list[Event]:
+def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment, today: date) -> list[Event]:
+    _credible(cmd, today)
     replenishment = next((r for r in state.replenishments if r.po_id == cmd.po_id), None)
     if replenishment is None or replenishment.expected_on == cmd.expected_on:
         return []  # unknown, already delivered, or no change
@@ -39,6 +45,12 @@ def cancel_replenishment(state: Sku, cmd: CancelReplenishment) -> list[Event]:
     if not any(r.po_id == cmd.po_id for r in state.replenishments):
         return []
     return _changed(state, ReplenishmentCancelled(**cmd.model_dump()))
+
+
+def _credible(cmd: ExpectReplenishment | RescheduleReplenishment, today: date) -> None:
+    if cmd.expected_on > today + FURTHEST_EXPECTED:
+        raise Refused(f"{type(cmd).__name__} {cmd.po_id} for {cmd.sku}: expected_on {cmd.expected_on} is more than "
+                      f"10 years after today ({today})")
 
 
 def learn_lead_time(state: Sku, learned: LeadTimeLearned, today: date) -> list[Event]:
