@@ -3,10 +3,12 @@ events a batch handles, a planning run that learns the lead time (ETAs move with
 once, and the service's own periodic job publishing what it found."""
 
 import asyncio
+import contextlib
 import json
 from dataclasses import replace
 from datetime import date, timedelta
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from contracts.commands import (
@@ -25,6 +27,7 @@ from services.inventory import handlers as inventory
 from services import plan as plan_command
 from services.inventory import history, planner, projections, store
 from services.inventory.planning import policy
+from services.runtime import db
 from services.runtime.messages import Subscription
 from services.runtime.settings import Settings
 from tests.integration.harness import new_topic, running
@@ -278,3 +281,29 @@ async def test_low_stock_is_at_or_below_the_computed_safety_stock_unless_one_is_
 
     await handle(pool, [message(INVENTORY_COMMANDS, UpdateProduct(sku="L", safety_stock=computed - 1))], today)
     assert not (await projections.find(pool, "L")).low_stock  # the product's own safety stock overrides
+
+
+async def test_a_planning_run_cut_short_at_any_point_leaves_no_lock_behind(pools):
+    """A run cancelled (the service stopping, a timeout) while it asks for the lock may hold it without knowing:
+    the connection must not go back to the pool holding it, or no other instance would plan again (and this
+    one only when it happens to draw that connection). Cancelled at points all over the run, every time the
+    lock is free afterwards (within the moment the server takes to see a session closed)."""
+    pool = await pools("inventory")
+    outside = await asyncpg.connect(pools.urls["inventory"], server_settings=db.session_settings("inventory"))
+    try:
+        for attempt in range(300):
+            task = asyncio.create_task(planner.run(pool, START, planner.in_process, policy.Settings()))
+            await asyncio.sleep((attempt % 30) / 10_000)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for _ in range(100):  # a session ended by the client is gone once the server has seen it close
+                if await outside.fetchval(planner.TRY_LOCK):
+                    await outside.execute(planner.UNLOCK)
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"attempt {attempt}: the planning lock outlived its run")
+        assert await planner.run(pool, START, planner.in_process, policy.Settings()) == 0  # and the pool still serves
+    finally:
+        await outside.close()
