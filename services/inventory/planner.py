@@ -4,6 +4,7 @@ decides for each SKU in short transactions: the lead time ETAs use, suggestions,
 purchase orders, each told once, and the plan GET /planning and `make plan` show."""
 
 import asyncio
+import contextlib
 import multiprocessing
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -37,14 +38,14 @@ async def run(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings:
         try:
             if not await lock.fetchval(TRY_LOCK):
                 return None
-            try:
-                return await _plan_all(pool, today, forecaster, settings)
-            finally:
-                await lock.execute(UNLOCK)
+            planned = await _plan_all(pool, today, forecaster, settings)
+            await lock.execute(UNLOCK)
+            return planned
         except BaseException:
-            # Cut short (cancelled, the connection lost), the run may hold the lock without knowing it: the session
-            # ends, and the lock with it, rather than going back to the pool (which does not reset it) still held.
-            lock.terminate()
+            # Cut short (cancelled, failed, the connection lost), the run may hold the lock without knowing it: the
+            # session ends, and the lock with it, rather than going back to the pool (which does not reset it) held.
+            with contextlib.suppress(asyncpg.InterfaceError):  # already gone with its connection
+                lock.terminate()
             raise
 
 

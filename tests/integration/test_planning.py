@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts.commands import (
@@ -307,3 +308,40 @@ async def test_a_planning_run_cut_short_at_any_point_leaves_no_lock_behind(pools
         assert await planner.run(pool, START, planner.in_process, policy.Settings()) == 0  # and the pool still serves
     finally:
         await outside.close()
+
+
+async def test_when_the_planning_instance_loses_its_connection_another_takes_over_and_nothing_is_told_twice(pools):
+    """The instance planning dies or its lock's connection drops mid-run: the lock goes with the session, the
+    next run of another instance plans, and what both find is told once (the SKUs are locked while deciding)."""
+    first_instance = await pools("inventory")
+    today = await a_month_of_demand(first_instance)
+    second_instance = await db.connect_pool(pools.urls["inventory"], "inventory")
+    forecasting, resume = asyncio.Event(), asyncio.Event()
+
+    async def stalled_forecaster(histories, horizon):
+        forecasting.set()
+        await resume.wait()
+        return await planner.in_process(histories, horizon)
+
+    try:
+        first = asyncio.create_task(planner.run(first_instance, today, stalled_forecaster, policy.Settings()))
+        await forecasting.wait()
+        assert await planner.run(second_instance, today, planner.in_process, policy.Settings()) is None
+        assert await second_instance.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted") == 1
+        for _ in range(100):
+            if (planned := await planner.run(second_instance, today, planner.in_process, policy.Settings())) is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert planned == 1
+        resume.set()
+        with pytest.raises(asyncpg.InterfaceError, match="released back to the pool"):  # its lock's connection is gone
+            await first
+        told = await second_instance.fetch(
+            "SELECT type FROM events WHERE type = ANY($1) ORDER BY position",
+            ["LeadTimeLearned", "ReplenishmentSuggested", "SupplierDelayDetected", "OverstockDetected"])
+        assert [r["type"] for r in told] == ["LeadTimeLearned", "ReplenishmentSuggested"]
+        assert await planner.run(first_instance, today, planner.in_process, policy.Settings()) == 1
+    finally:
+        resume.set()
+        await second_instance.close()
