@@ -59,3 +59,25 @@ def test_a_purchase_order_expected_beyond_any_credible_date_is_refused_with_its_
                                                                         expected_on=far - timedelta(days=1)), DAY))
     with pytest.raises(Refused, match="more than 10 years"):
         supply.reschedule_replenishment(state, RescheduleReplenishment(po_id="p1", sku="A", expected_on=date.max), DAY)
+
+
+def test_a_purchase_order_dated_before_today_promises_no_day_already_past():
+    """Registered late, or rescheduled to a day gone by: it is expected where the daily review would expect it
+    (today plus the lead time), not told to the customers waiting for it as a date they will see slip tomorrow."""
+    state = Sku(sku="A")
+    apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10), DAY))
+    apply(state, allocation.allocate(state, OrderPlaced(order_id="o1", customer_id="c", customer_email="c@example.com",
+                                                        lines=[OrderLine(sku="A", quantity=2)]), 2, DAY))
+    today = DAY + timedelta(days=5)
+    events = apply(state, supply.expect_replenishment(
+        state, ExpectReplenishment(po_id="p1", sku="A", quantity=2, expected_on=DAY + timedelta(days=2)), today))
+    assert [(e.order_id, e.estimated_ship_date) for e in events if isinstance(e, BackorderEtaChanged)] == [
+        ("o1", today + timedelta(days=10))], events
+    assert state.replenishments[0].expected_on == today + timedelta(days=10)
+    apply(state, supply.expect_replenishment(
+        state, ExpectReplenishment(po_id="p2", sku="A", quantity=2, expected_on=today + timedelta(days=3)), today))
+    assert state.backorder("o1").eta == today + timedelta(days=3)
+    events = apply(state, supply.reschedule_replenishment(
+        state, RescheduleReplenishment(po_id="p2", sku="A", expected_on=today - timedelta(days=1)), today))
+    assert all(e.estimated_ship_date >= today for e in events if isinstance(e, BackorderEtaChanged)), events
+    assert state.backorder("o1").eta == today + timedelta(days=10)

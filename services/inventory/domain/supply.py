@@ -30,7 +30,7 @@ def expect_replenishment(state: Sku, cmd: ExpectReplenishment, today: date) -> l
     if any(r.po_id == cmd.po_id for r in state.replenishments):
         return []  # the same purchase order again
     _credible(cmd, today)
-    return _changed(state, ReplenishmentExpected(**cmd.model_dump()))
+    return _changed(state, ReplenishmentExpected(**cmd.model_dump()), today)
 
 
 def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment, today: date) -> list[Event]:
@@ -38,7 +38,7 @@ def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment, today: da
     replenishment = next((r for r in state.replenishments if r.po_id == cmd.po_id), None)
     if replenishment is None or replenishment.expected_on == cmd.expected_on:
         return []  # unknown, already delivered, or no change
-    return _changed(state, ReplenishmentRescheduled(**cmd.model_dump()))
+    return _changed(state, ReplenishmentRescheduled(**cmd.model_dump()), today)
 
 
 def cancel_replenishment(state: Sku, cmd: CancelReplenishment) -> list[Event]:
@@ -77,10 +77,16 @@ def lead_time_changed(draft: Sku, today: date) -> list[Event]:
     return events + apply(draft, [m for m in moved if m.estimated_ship_date != m.previous_estimated_ship_date])
 
 
-def _changed(state: Sku, change: Event) -> list[Event]:
+def _changed(state: Sku, change: Event, today: date | None = None) -> list[Event]:
+    """A change of supply and the ETAs it moves. A purchase order said to come on a day before `today` is
+    expected where the daily review would expect it (today plus the lead time) before any ETA rests on it:
+    customers are not promised a day already past, to be told of a slip tomorrow."""
     draft = state.draft()
     reach = draft.supply
-    return apply(draft, [change]) + after_supply_changed(draft, reach)
+    events = apply(draft, [change])
+    if today:
+        events += apply(draft, _overdue_rescheduled(draft, today))
+    return events + after_supply_changed(draft, reach)
 
 
 def after_supply_changed(draft: Sku, reach: int | None, reason: str | None = None, etas_move: bool = True
@@ -171,14 +177,17 @@ def reschedule_overdue(state: Sku, today: date) -> list[Event]:
     """Purchase orders that did not come by their date are expected today plus the lead time; the ETAs
     resting on them move with them. The review does this, and so does the first backorder of the day that
     would otherwise be promised a date before those ahead of it."""
-    late = [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + state.lead_time,
-                                     overdue_on=today)
-            for r in state.replenishments if r.expected_on < today]
+    late = _overdue_rescheduled(state, today)
     if not late:
         return []
     draft = state.draft()
     reach = draft.supply
     return apply(draft, late) + eta_changes(draft, reach)
+
+
+def _overdue_rescheduled(state: Sku, today: date) -> list[Event]:
+    return [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + state.lead_time, overdue_on=today)
+            for r in state.replenishments if r.expected_on < today]
 
 
 def cancel_uncovered(state: Sku, reason: str | None = None) -> list[Event]:
