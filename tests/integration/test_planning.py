@@ -282,6 +282,15 @@ async def test_low_stock_is_at_or_below_the_computed_safety_stock_unless_one_is_
 
     await handle(pool, [message(INVENTORY_COMMANDS, UpdateProduct(sku="L", safety_stock=computed - 1))], today)
     assert not (await projections.find(pool, "L")).low_stock  # the product's own safety stock overrides
+    await handle(pool, [message(INVENTORY_COMMANDS, UpdateProduct(sku="L", safety_stock=0))], today)
+    assert (await projections.find(pool, "L")).low_stock  # computed again
+
+    # Discontinued, it leaves the plan: its computed safety stock is no longer in effect, from the moment it is
+    # discontinued, not only once the next planning run has forgotten its plan.
+    await handle(pool, [message(INVENTORY_COMMANDS, DiscontinueProduct(sku="L"))], today)
+    assert not (await projections.find(pool, "L")).low_stock
+    await planner.run(pool, today, planner.in_process, policy.Settings())
+    assert not (await projections.find(pool, "L")).low_stock
 
 
 async def test_a_planning_run_cut_short_at_any_point_leaves_no_lock_behind(pools):
