@@ -354,3 +354,18 @@ async def test_when_the_planning_instance_loses_its_connection_another_takes_ove
     finally:
         resume.set()
         await second_instance.close()
+
+
+async def test_purchase_order_ids_with_commas_are_remembered_as_told(pools):
+    """A po_id may hold any character but white space: what planning remembers of it (a delay told, the orders
+    a suggestion saw) must come back from the database as the same ids, or each run tells it again."""
+    pool = await pools("inventory")
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="C", name="Crate", lead_time_days=5)),
+                        message(INVENTORY_COMMANDS, ExpectReplenishment(po_id='PO,7{"x"}', sku="C", quantity=10,
+                                                                        expected_on=START + timedelta(days=5)))], START)
+    for day in (30, 31, 32):
+        await planner.run(pool, START + timedelta(days=day), planner.in_process, policy.Settings())
+    told = await pool.fetch("SELECT data->>'po_id' AS po_id FROM events WHERE type = 'SupplierDelayDetected'")
+    assert [r["po_id"] for r in told] == ['PO,7{"x"}']
+    async with pool.acquire() as conn:
+        assert (await history.memories(conn, ["C"]))["C"].delays == {'PO,7{"x"}'}
