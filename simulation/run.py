@@ -224,7 +224,7 @@ class Simulation:
         state = self.skus[sku]
         cmd = ExpectReplenishment(po_id=po_id, sku=sku, quantity=quantity, expected_on=expected_on)
         self.script.day(today).purchases.append(cmd)
-        self._apply(state, supply.expect_replenishment(state, cmd), today)
+        self._apply(state, supply.expect_replenishment(state, cmd, today), today)
 
     def _reorder_when_out(self, today: date) -> None:
         """Without planning: a SKU that ran out, with nothing on order, is reordered for a month of its usual

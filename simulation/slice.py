@@ -44,7 +44,7 @@ from contracts.events import (
     StockReserved,
     SupplierDelayDetected,
 )
-from infra import STATE
+from infra import STATE, kafka, postgres
 from infra.chaos import stack
 from infra.ports import free_port
 from infra.services import start_service, stop_services, wait_healthy
@@ -275,21 +275,16 @@ async def on_a_stack(catalogue: list[Product], days: int, seed: int, server_url:
     folder = STATE / "simulate" / run
     folder.mkdir(parents=True)
     log(f"a slice of {days} days through the services (run {run}, logs in {folder})")
-    broker = await asyncio.to_thread(stack.start_broker, folder / "broker")
+    broker = await asyncio.to_thread(kafka.start_broker_on_free_ports, folder / "broker")
     name = f"orderflow_simulate_{run}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
+    database_url = await postgres.create_database(server_url, name)
     log(f"  broker {broker.kind} on {broker.bootstrap_servers}; database {name} on {what}")
     try:
         kafka_env = {"KAFKA_ENABLE_IDEMPOTENCE": "false"} if broker.kind == "Tansu" else {}
-        outcome = await Slice(broker.bootstrap_servers, db.with_database(server_url, name), folder, kafka_env,
-                              log).play(catalogue, days, seed)
+        outcome = await Slice(broker.bootstrap_servers, database_url, folder, kafka_env, log).play(catalogue, days, seed)
     finally:
         broker.stop()
-        await stack.drop_database(db.with_database(server_url, name))
+        await postgres.drop_database(database_url)
     if not outcome.differences():
         shutil.rmtree(folder, ignore_errors=True)
     return outcome

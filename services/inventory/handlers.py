@@ -24,7 +24,7 @@ from contracts.envelope import Envelope
 from contracts.events import INVENTORY_EVENTS, CancellationRequested, Event, OrderPlaced, OrderShipped
 from services.inventory import history, projections, store
 from services.inventory.domain import allocation, availability, products, supply
-from services.inventory.domain.state import NotLoaded, Sku, evolve
+from services.inventory.domain.state import NotLoaded, Refused, Sku, evolve
 from services.inventory.planning import lead_times, policy
 from services.inventory.planning.forecast import Forecast
 from services.inventory.store import Batch, Want
@@ -77,8 +77,8 @@ USE_CASES: dict[type[BaseModel], Callable[[BaseModel, date], list[Step]]] = {
     DiscontinueProduct: per_sku(products.discontinue_product),
     ReceiveStock: per_sku(allocation.receive_stock),
     AdjustStock: count_stock,
-    ExpectReplenishment: per_sku(supply.expect_replenishment),
-    RescheduleReplenishment: per_sku(supply.reschedule_replenishment),
+    ExpectReplenishment: per_sku(supply.expect_replenishment, dated=True),
+    RescheduleReplenishment: per_sku(supply.reschedule_replenishment, dated=True),
     CancelReplenishment: per_sku(supply.cancel_replenishment),
 }
 
@@ -188,7 +188,7 @@ def _decide(batch: Batch, planned: list[tuple[Envelope, list[Step]]], today: dat
             shown_before.setdefault(step.sku, availability.availability(state, today))
             try:
                 events = step.decide(state)
-            except products.Refused as refused:
+            except Refused as refused:
                 raise Unhandleable(str(refused)) from None
             except NotLoaded as more:
                 missing[step.sku] = more

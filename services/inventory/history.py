@@ -1,6 +1,7 @@
 """What planning learns from and what it found, in PostgreSQL: daily demand and purchase orders recorded
 from the events of each batch (in its transaction), and the plan of each SKU with what was already told."""
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
@@ -49,7 +50,8 @@ INSERT INTO planning (sku, name, available, on_order, backordered, daily_demand,
                       overstocked, delays_told)
 SELECT s.sku, s.name, s.available, s.on_order, s.backordered, s.daily_demand, s.days_of_cover, s.lead_time_days,
        s.safety_stock, s.reorder_point, s.status, s.method, string_to_array(s.forecast, ',')::real[], s.planned_on,
-       s.suggested, string_to_array(s.orders_seen, ','), s.overstocked, string_to_array(s.delays_told, ',')
+       s.suggested, ARRAY(SELECT jsonb_array_elements_text(s.orders_seen::jsonb)), s.overstocked,
+       ARRAY(SELECT jsonb_array_elements_text(s.delays_told::jsonb))
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::real[], $7::real[], $8::real[],
             $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::date[], $15::bigint[],
             $16::text[], $17::bool[], $18::text[])
@@ -134,8 +136,13 @@ async def save_plans(conn: asyncpg.Connection, plans: list[tuple[str, Plan, Fore
         (p.sku, name, p.available, p.on_order, p.backordered, p.daily_demand,
          None if p.days_of_cover == float("inf") else p.days_of_cover, p.lead_time_days, p.safety_stock,
          p.reorder_point, p.status, f.method, join(f"{q:.3f}" for q in f.daily), today, m.suggested,
-         join(sorted(m.orders_seen)), m.overstocked, join(sorted(m.delays)))
+         _json(m.orders_seen), m.overstocked, _json(m.delays))
         for name, p, f, m in plans)))
+
+
+def _json(po_ids: frozenset[str]) -> str:
+    """Purchase order ids as a JSON array: an id may hold a comma, so they are not joined with one."""
+    return json.dumps(sorted(po_ids))
 
 
 async def forget_discontinued(conn: asyncpg.Connection) -> None:

@@ -4,6 +4,7 @@ decides for each SKU in short transactions: the lead time ETAs use, suggestions,
 purchase orders, each told once, and the plan GET /planning and `make plan` show."""
 
 import asyncio
+import contextlib
 import multiprocessing
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -24,7 +25,8 @@ Forecaster = Callable[[dict[str, list[int]], int], Awaitable[dict[str, forecast.
 
 
 # One instance plans at a time: a forecast costs each instance that makes it seconds of CPU and its worker's
-# memory, and what it finds is the same. A session lock, held for the run and given up with its connection.
+# memory, and what it finds is the same. A session lock, held for the run and given up at its end, or with its
+# connection when the instance dies or the connection drops (then the next run of any instance takes over).
 TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext(current_schema() || '.planning'))"
 UNLOCK = "SELECT pg_advisory_unlock(hashtext(current_schema() || '.planning'))"
 
@@ -33,12 +35,18 @@ async def run(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings:
     """One planning run for every product still sold; returns how many SKUs were planned, or None when
     another instance's run is under way (it plans them)."""
     async with pool.acquire() as lock:
-        if not await lock.fetchval(TRY_LOCK):
-            return None
         try:
-            return await _plan_all(pool, today, forecaster, settings)
-        finally:
+            if not await lock.fetchval(TRY_LOCK):
+                return None
+            planned = await _plan_all(pool, today, forecaster, settings)
             await lock.execute(UNLOCK)
+            return planned
+        except BaseException:
+            # Cut short (cancelled, failed, the connection lost), the run may hold the lock without knowing it: the
+            # session ends, and the lock with it, rather than going back to the pool (which does not reset it) held.
+            with contextlib.suppress(asyncpg.InterfaceError):  # already gone with its connection
+                lock.terminate()
+            raise
 
 
 async def _plan_all(pool: asyncpg.Pool, today: date, forecaster: Forecaster, settings: policy.Settings) -> int:

@@ -19,10 +19,12 @@ ON CONFLICT (sku) DO UPDATE SET
     backorder_eta = EXCLUDED.backorder_eta, low_stock = EXCLUDED.low_stock, updated_at = now()
 """
 # Low stock is at or below the safety stock in effect: the product's when set by hand (the row's low_stock),
-# else the one the last planning run computed.
+# else the one the last planning run computed, while the product is planned (not discontinued: its plan is
+# forgotten at the next run).
 FIND = """
 SELECT a.sku, a.name, a.status, a.on_hand, a.reserved, a.available, a.backordered, a.backorder_eta, a.updated_at,
        CASE WHEN coalesce((s.product->>'safety_stock')::bigint, 0) > 0 THEN a.low_stock
+            WHEN coalesce((s.product->>'discontinued')::boolean, false) THEN false
             ELSE coalesce(p.safety_stock > 0 AND a.available <= p.safety_stock, false) END AS low_stock
 FROM availability a LEFT JOIN skus s USING (sku) LEFT JOIN planning p USING (sku) WHERE a.sku = $1
 """

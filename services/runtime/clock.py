@@ -5,7 +5,8 @@ It is the wall clock, unless ORDERFLOW_SIMULATED_CLOCK names a file: then the ti
 that file, which only whoever runs the simulation moves forward (`make simulate ARGS="--slice"`, a test),
 and the loops sleep in simulated time. The variable is not a setting of the services (not in their
 Settings, the compose file or `make run`); a service started with it logs a warning at start and on every
-change of the simulated day, and one whose file is missing or does not hold a datetime does not start.
+change of the simulated day, and one whose file is missing or does not hold a datetime does not start (one
+whose file is spoiled later keeps the last time read until it holds one again).
 Timers that measure real elapsed time (retries, the ETA mail window, health, retention) stay on the wall
 clock."""
 
@@ -33,23 +34,38 @@ class WallClock:
 class SimulatedClock:
     """The time written in a file; time stands still until the file says otherwise. Loops wake on a grid of
     their period from the time the service started, however late a loop goes back to sleep: a daily job runs
-    once on each simulated day, at the same time of day."""
+    once on each simulated day, at the same time of day. The day is the UTC one, as on the wall clock."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._day: date | None = None
-        self.started = self.now()  # a missing or unreadable file stops the service here, at start
+        self._last = self._read()  # a missing or unreadable file stops the service here, at start
+        self._spoiled = False
+        self.started = self.now()
         log.warning("simulated clock: the time is read from a file, not the wall clock", file=str(path),
-                    now=self.now().isoformat())
+                    now=self.started.isoformat())
 
-    def now(self) -> datetime:
+    def _read(self) -> datetime:
         now = datetime.fromisoformat(self.path.read_text().strip())
         if now.tzinfo is None:
             raise ValueError(f"{self.path}: the simulated time must name its time zone: {now.isoformat()}")
-        if now.date() != self._day:
-            self._day = now.date()
+        return now.astimezone(UTC)
+
+    def now(self) -> datetime:
+        # Once started, a file spoiled for a moment (written by hand, removed) stops the time rather than
+        # failing every handler and loop that asks for it: they go on when it holds a time again.
+        try:
+            self._last, spoiled = self._read(), False
+        except (OSError, ValueError) as error:
+            spoiled = True
+            if not self._spoiled:
+                log.error("simulated clock: the file holds no time, the time stands still", file=str(self.path),
+                          error=repr(error), now=self._last.isoformat())
+        self._spoiled = spoiled
+        if self._last.date() != self._day:
+            self._day = self._last.date()
             log.warning("simulated clock: a new day", today=self._day.isoformat())
-        return now
+        return self._last
 
     async def sleep(self, seconds: float) -> None:
         periods = (self.now() - self.started) // timedelta(seconds=seconds)

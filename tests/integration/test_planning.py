@@ -3,10 +3,13 @@ events a batch handles, a planning run that learns the lead time (ETAs move with
 once, and the service's own periodic job publishing what it found."""
 
 import asyncio
+import contextlib
 import json
 from dataclasses import replace
 from datetime import date, timedelta
 
+import asyncpg
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts.commands import (
@@ -25,6 +28,7 @@ from services.inventory import handlers as inventory
 from services import plan as plan_command
 from services.inventory import history, planner, projections, store
 from services.inventory.planning import policy
+from services.runtime import db
 from services.runtime.messages import Subscription
 from services.runtime.settings import Settings
 from tests.integration.harness import new_topic, running
@@ -278,3 +282,91 @@ async def test_low_stock_is_at_or_below_the_computed_safety_stock_unless_one_is_
 
     await handle(pool, [message(INVENTORY_COMMANDS, UpdateProduct(sku="L", safety_stock=computed - 1))], today)
     assert not (await projections.find(pool, "L")).low_stock  # the product's own safety stock overrides
+    await handle(pool, [message(INVENTORY_COMMANDS, UpdateProduct(sku="L", safety_stock=0))], today)
+    assert (await projections.find(pool, "L")).low_stock  # computed again
+
+    # Discontinued, it leaves the plan: its computed safety stock is no longer in effect, from the moment it is
+    # discontinued, not only once the next planning run has forgotten its plan.
+    await handle(pool, [message(INVENTORY_COMMANDS, DiscontinueProduct(sku="L"))], today)
+    assert not (await projections.find(pool, "L")).low_stock
+    await planner.run(pool, today, planner.in_process, policy.Settings())
+    assert not (await projections.find(pool, "L")).low_stock
+
+
+async def test_a_planning_run_cut_short_at_any_point_leaves_no_lock_behind(pools):
+    """A run cancelled (the service stopping, a timeout) while it asks for the lock may hold it without knowing:
+    the connection must not go back to the pool holding it, or no other instance would plan again (and this
+    one only when it happens to draw that connection). Cancelled at points all over the run, every time the
+    lock is free afterwards (within the moment the server takes to see a session closed)."""
+    pool = await pools("inventory")
+    outside = await asyncpg.connect(pools.urls["inventory"], server_settings=db.session_settings("inventory"))
+    try:
+        for attempt in range(300):
+            task = asyncio.create_task(planner.run(pool, START, planner.in_process, policy.Settings()))
+            await asyncio.sleep((attempt % 30) / 10_000)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for _ in range(100):  # a session ended by the client is gone once the server has seen it close
+                if await outside.fetchval(planner.TRY_LOCK):
+                    await outside.execute(planner.UNLOCK)
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"attempt {attempt}: the planning lock outlived its run")
+        assert await planner.run(pool, START, planner.in_process, policy.Settings()) == 0  # and the pool still serves
+    finally:
+        await outside.close()
+
+
+async def test_when_the_planning_instance_loses_its_connection_another_takes_over_and_nothing_is_told_twice(pools):
+    """The instance planning dies or its lock's connection drops mid-run: the lock goes with the session, the
+    next run of another instance plans, and what both find is told once (the SKUs are locked while deciding)."""
+    first_instance = await pools("inventory")
+    today = await a_month_of_demand(first_instance)
+    second_instance = await db.connect_pool(pools.urls["inventory"], "inventory")
+    forecasting, resume = asyncio.Event(), asyncio.Event()
+
+    async def stalled_forecaster(histories, horizon):
+        forecasting.set()
+        await resume.wait()
+        return await planner.in_process(histories, horizon)
+
+    try:
+        first = asyncio.create_task(planner.run(first_instance, today, stalled_forecaster, policy.Settings()))
+        await forecasting.wait()
+        assert await planner.run(second_instance, today, planner.in_process, policy.Settings()) is None
+        assert await second_instance.fetchval(  # the planning lock is the only one in this test's database
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == 1
+        for _ in range(100):
+            if (planned := await planner.run(second_instance, today, planner.in_process, policy.Settings())) is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert planned == 1
+        resume.set()
+        with pytest.raises(asyncpg.InterfaceError, match="released back to the pool"):  # its lock's connection is gone
+            await first
+        told = await second_instance.fetch(
+            "SELECT type FROM events WHERE type = ANY($1) ORDER BY position",
+            ["LeadTimeLearned", "ReplenishmentSuggested", "SupplierDelayDetected", "OverstockDetected"])
+        assert [r["type"] for r in told] == ["LeadTimeLearned", "ReplenishmentSuggested"]
+        assert await planner.run(first_instance, today, planner.in_process, policy.Settings()) == 1
+    finally:
+        resume.set()
+        await second_instance.close()
+
+
+async def test_purchase_order_ids_with_commas_are_remembered_as_told(pools):
+    """A po_id may hold any character but white space: what planning remembers of it (a delay told, the orders
+    a suggestion saw) must come back from the database as the same ids, or each run tells it again."""
+    pool = await pools("inventory")
+    await handle(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="C", name="Crate", lead_time_days=5)),
+                        message(INVENTORY_COMMANDS, ExpectReplenishment(po_id='PO,7{"x"}', sku="C", quantity=10,
+                                                                        expected_on=START + timedelta(days=5)))], START)
+    for day in (30, 31, 32):
+        await planner.run(pool, START + timedelta(days=day), planner.in_process, policy.Settings())
+    told = await pool.fetch("SELECT data->>'po_id' AS po_id FROM events WHERE type = 'SupplierDelayDetected'")
+    assert [r["po_id"] for r in told] == ['PO,7{"x"}']
+    async with pool.acquire() as conn:
+        assert (await history.memories(conn, ["C"]))["C"].delays == {'PO,7{"x"}'}

@@ -55,3 +55,30 @@ def test_a_service_does_not_start_on_a_missing_or_unreadable_clock(tmp_path):
     (tmp_path / "naive").write_text("2026-01-05T08:00:00")
     with pytest.raises(ValueError, match="time zone"):
         SimulatedClock(tmp_path / "naive")
+
+
+async def test_a_file_spoiled_after_start_stops_the_clock_instead_of_failing_the_service(tmp_path):
+    """Written by hand (truncated before the new time is in it) or removed by mistake: the time stays the last
+    one read, so a handler asking for the day does not fail (and its messages get dead-lettered) and a loop
+    sleeping in simulated time does not die; it wakes once the file holds a later time again."""
+    file = tmp_path / "clock"
+    set_simulated_time(file, START)
+    simulated = SimulatedClock(file)
+    sleeper = asyncio.create_task(simulated.sleep(3600))
+    for spoiled in ("", "not a time", "2026-01-05T09:00:00"):  # empty, garbage, no time zone
+        file.write_text(spoiled)
+        assert simulated.now() == START
+        await asyncio.sleep(0.2)
+        assert not sleeper.done()
+    file.unlink()
+    assert simulated.now() == START
+    set_simulated_time(file, START + timedelta(hours=1))
+    await asyncio.wait_for(sleeper, 2)
+    assert simulated.now() == START + timedelta(hours=1)
+
+
+def test_the_simulated_business_day_is_the_utc_day_as_on_the_wall_clock(tmp_path):
+    """The wall clock's day is the UTC day; a simulated time written with another offset is the same instant."""
+    file = tmp_path / "clock"
+    set_simulated_time(file, datetime.fromisoformat("2026-01-05T22:00:00-05:00"))
+    assert SimulatedClock(file).now().date() == date(2026, 1, 6)

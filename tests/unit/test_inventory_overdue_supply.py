@@ -34,7 +34,7 @@ def reviewed() -> Sku:
     state = Sku(sku="A")
     apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10), DAY))
     apply(state, supply.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=2,
-                                                                        expected_on=date(2026, 12, 1))))
+                                                                        expected_on=date(2026, 12, 1)), DAY))
     apply(state, allocation.allocate(state, order("o1", 2), 2, DAY))
     apply(state, supply.review_overdue(state, REVIEW_DAY, ["o1"]))
     assert state.backorder("o1").eta == date(2026, 12, 15)
@@ -45,7 +45,7 @@ def test_a_new_purchase_order_moves_an_eta_the_review_moved():
     """A purchase order that gives a credible date, here a new one due before the moved ETA, moves it again."""
     state = reviewed()
     events = apply(state, supply.expect_replenishment(state, ExpectReplenishment(
-        po_id="p2", sku="A", quantity=2, expected_on=date(2026, 12, 8))))
+        po_id="p2", sku="A", quantity=2, expected_on=date(2026, 12, 8)), REVIEW_DAY))
     assert [(e.order_id, e.estimated_ship_date) for e in events if isinstance(e, BackorderEtaChanged)] == [
         ("o1", date(2026, 12, 8))], events
 
@@ -54,7 +54,7 @@ def test_a_backorder_placed_behind_a_reviewed_one_is_not_promised_earlier_than_i
     """FIFO promises: o2, ordered behind o1, is never promised a date before o1's."""
     state = reviewed()
     apply(state, supply.expect_replenishment(state, ExpectReplenishment(po_id="p2", sku="A", quantity=2,
-                                                                        expected_on=date(2026, 12, 8))))
+                                                                        expected_on=date(2026, 12, 8)), REVIEW_DAY))
     created = [e for e in apply(state, allocation.allocate(state, order("o2", 2), 2, REVIEW_DAY))
                if isinstance(e, BackorderCreated)]
     assert created[0].estimated_ship_date >= state.backorder("o1").eta, (
@@ -68,7 +68,7 @@ def test_a_count_on_a_discontinued_product_tells_each_revoked_order_one_eta_and_
     apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=3)))
     apply(state, allocation.allocate(state, order("o1", 3), 3, DAY))
     apply(state, supply.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=1,
-                                                                        expected_on=DAY + timedelta(days=3))))
+                                                                        expected_on=DAY + timedelta(days=3)), DAY))
     apply(state, products.discontinue_product(state, DiscontinueProduct(sku="A")))
     events = allocation.adjust_stock(state, AdjustStock(sku="A", counted_quantity=0, reason="theft"), DAY)
     told = [(type(e).__name__, e.estimated_ship_date) for e in events

@@ -161,7 +161,7 @@ def test_the_eta_carried_by_a_revocation_the_order_ignores_is_not_lost():
     purchase order's date, which no longer covers it."""
     inv = _inventory(2)
     apply(inv, supply.expect_replenishment(inv, ExpectReplenishment(po_id="p1", sku="A", quantity=1,
-                                                                    expected_on=date(2026, 11, 28))))
+                                                                    expected_on=date(2026, 11, 28)), DAY))
     other = OrderPlaced(order_id="x", customer_id="c", customer_email="c@example.com",
                         lines=[OrderLine(sku="A", quantity=1)])
     apply(inv, allocation.allocate(inv, other, 1, DAY))

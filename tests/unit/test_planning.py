@@ -188,6 +188,18 @@ def test_overstock_is_told_once_until_the_cover_falls_back():
     assert [type(e) for e in decide(plan(state, slow, lead), lead, [], memory, TODAY)[0]] == [OverstockDetected]
 
 
+def test_overstock_is_not_told_again_when_demand_pauses_and_comes_back():
+    """No demand forecast is more cover, not less: a SKU told overstocked stays told while its forecast is 0."""
+    state = product()
+    receive(state, 1000)
+    lead = learn([], 14)
+    events, memory = decide(plan(state, flat(2), lead), lead, [], Memory(), TODAY)
+    assert [type(e) for e in events] == [OverstockDetected]
+    events, memory = decide(plan(state, flat(0), lead), lead, [], memory, TODAY)
+    assert events == []
+    assert decide(plan(state, flat(1), lead), lead, [], memory, TODAY)[0] == []
+
+
 def test_a_late_purchase_order_is_reported_once():
     state = product(lead_time_days=10)
     receive(state, 500)

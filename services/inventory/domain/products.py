@@ -5,12 +5,8 @@ from datetime import date
 
 from contracts.commands import DiscontinueProduct, RegisterProduct, UpdateProduct
 from contracts.events import Event, ProductDiscontinued, ProductRegistered, ProductUpdated
-from services.inventory.domain.state import Sku, apply
+from services.inventory.domain.state import Refused, Sku, apply
 from services.inventory.domain.supply import after_supply_changed, lead_time_changed
-
-
-class Refused(Exception):
-    """A product command that cannot apply to the product as it is; the reason says why."""
 
 
 def register_product(state: Sku, cmd: RegisterProduct, today: date) -> list[Event]:

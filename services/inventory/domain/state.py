@@ -75,6 +75,10 @@ class Replenishment:
     expected_on: date
 
 
+class Refused(Exception):
+    """A command that cannot apply to the SKU as it is; the reason says why."""
+
+
 class NotLoaded(Exception):
     """A decision needs more of the SKU than was loaded: more of the queue's head (`whole`: all of it), or
     every reservation."""

@@ -6,7 +6,7 @@ supply covers can have ETAs that depend on purchase orders: a change costs in pr
 to the length of the queue."""
 
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import date, timedelta
 
 from contracts.commands import CancelReplenishment, ExpectReplenishment, RescheduleReplenishment
 from contracts.events import (
@@ -19,26 +19,39 @@ from contracts.events import (
     ReplenishmentRescheduled,
     StockReleased,
 )
-from services.inventory.domain.state import Backorder, NotLoaded, Sku, apply
+from services.inventory.domain.state import Backorder, NotLoaded, Refused, Sku, apply
+
+# A purchase order expected further ahead than this is a mistake (a date such as 9999-12-31 would be promised to
+# customers, and the supplier's learned lateness added to it would overflow the calendar). Generous: tests and
+# benchmarks park purchase orders in 2099.
+FURTHEST_EXPECTED = timedelta(days=36525)
 
 
-def expect_replenishment(state: Sku, cmd: ExpectReplenishment) -> list[Event]:
+def expect_replenishment(state: Sku, cmd: ExpectReplenishment, today: date) -> list[Event]:
     if any(r.po_id == cmd.po_id for r in state.replenishments):
         return []  # the same purchase order again
-    return _changed(state, ReplenishmentExpected(**cmd.model_dump()))
+    _credible(cmd, today)
+    return _changed(state, ReplenishmentExpected(**cmd.model_dump()), today)
 
 
-def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment) -> list[Event]:
+def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment, today: date) -> list[Event]:
+    _credible(cmd, today)
     replenishment = next((r for r in state.replenishments if r.po_id == cmd.po_id), None)
     if replenishment is None or replenishment.expected_on == cmd.expected_on:
         return []  # unknown, already delivered, or no change
-    return _changed(state, ReplenishmentRescheduled(**cmd.model_dump()))
+    return _changed(state, ReplenishmentRescheduled(**cmd.model_dump()), today)
 
 
 def cancel_replenishment(state: Sku, cmd: CancelReplenishment) -> list[Event]:
     if not any(r.po_id == cmd.po_id for r in state.replenishments):
         return []
     return _changed(state, ReplenishmentCancelled(**cmd.model_dump()))
+
+
+def _credible(cmd: ExpectReplenishment | RescheduleReplenishment, today: date) -> None:
+    if cmd.expected_on > today + FURTHEST_EXPECTED:
+        raise Refused(f"{type(cmd).__name__} {cmd.po_id} for {cmd.sku}: expected_on {cmd.expected_on} is more than "
+                      f"100 years after today ({today})")
 
 
 def learn_lead_time(state: Sku, learned: LeadTimeLearned, today: date) -> list[Event]:
@@ -65,10 +78,16 @@ def lead_time_changed(draft: Sku, today: date) -> list[Event]:
     return events + apply(draft, [m for m in moved if m.estimated_ship_date != m.previous_estimated_ship_date])
 
 
-def _changed(state: Sku, change: Event) -> list[Event]:
+def _changed(state: Sku, change: Event, today: date | None = None) -> list[Event]:
+    """A change of supply and the ETAs it moves. A purchase order said to come on a day before `today` is
+    expected where the daily review would expect it (today plus the lead time) before any ETA rests on it:
+    customers are not promised a day already past, to be told of a slip tomorrow."""
     draft = state.draft()
     reach = draft.supply
-    return apply(draft, [change]) + after_supply_changed(draft, reach)
+    events = apply(draft, [change])
+    if today:
+        events += apply(draft, _overdue_rescheduled(draft, today))
+    return events + after_supply_changed(draft, reach)
 
 
 def after_supply_changed(draft: Sku, reach: int | None, reason: str | None = None, etas_move: bool = True
@@ -159,14 +178,17 @@ def reschedule_overdue(state: Sku, today: date) -> list[Event]:
     """Purchase orders that did not come by their date are expected today plus the lead time; the ETAs
     resting on them move with them. The review does this, and so does the first backorder of the day that
     would otherwise be promised a date before those ahead of it."""
-    late = [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + state.lead_time,
-                                     overdue_on=today)
-            for r in state.replenishments if r.expected_on < today]
+    late = _overdue_rescheduled(state, today)
     if not late:
         return []
     draft = state.draft()
     reach = draft.supply
     return apply(draft, late) + eta_changes(draft, reach)
+
+
+def _overdue_rescheduled(state: Sku, today: date) -> list[Event]:
+    return [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + state.lead_time, overdue_on=today)
+            for r in state.replenishments if r.expected_on < today]
 
 
 def cancel_uncovered(state: Sku, reason: str | None = None) -> list[Event]:

@@ -137,11 +137,12 @@ def decide(p: Plan, lead: LeadTime, open_orders: Sequence[OpenOrder], memory: Me
             reason=f"position {p.position} at or below the reorder point {p.reorder_point} "
                    f"({p.daily_demand:.1f}/day over a {p.lead_time_days:.0f}-day lead time, safety stock {p.safety_stock})"))
         memory = replace(memory, suggested=need, orders_seen=orders)
-    overstocked = p.status == "overstock" and p.daily_demand > 0
-    if overstocked and not memory.overstocked:
+    if p.status != "overstock":
+        memory = replace(memory, overstocked=False)
+    elif p.daily_demand > 0 and not memory.overstocked:  # without demand, cover and excess have no number yet
         excess = p.available - math.ceil(p.daily_demand * settings.overstock_days)
         events.append(OverstockDetected(sku=p.sku, days_of_cover=round(p.days_of_cover, 1), excess=excess))
-    memory = replace(memory, overstocked=overstocked)
+        memory = replace(memory, overstocked=True)
     for order in open_orders:
         if order.po_id not in memory.delays and (late := days_overdue(lead, order.ordered_on, order.expected_on, today)):
             events.append(SupplierDelayDetected(sku=p.sku, po_id=order.po_id, ordered_on=order.ordered_on,
