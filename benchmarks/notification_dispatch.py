@@ -30,6 +30,7 @@ from contracts.events import OrderConfirmed, OrderPlaced
 from contracts.commands import OrderLine
 from contracts.topics import ORDERS_EVENTS
 from infra import postgres
+from infra.mailsink import start_sink_process
 from infra.ports import free_port
 from services.runtime import db
 from services.runtime.messages import Message
@@ -60,16 +61,6 @@ async def fill(url: str, mails: int) -> None:
                 await handlers.handle(conn, messages, eta_window_s=0)
     finally:
         await conn.close()
-
-
-def run_sink(folder: str, port: int) -> None:
-    """The sink process: the mail sink until stdin closes."""
-    from infra.mailsink import MailSink
-
-    sink = MailSink(Path(folder), port=port).start()
-    print("ready", flush=True)
-    sys.stdin.read()
-    sink.stop()
 
 
 async def run_dispatchers(url: str, smtp_url: str, dispatchers: int) -> None:
@@ -110,6 +101,7 @@ async def measure(mails: int, dispatchers: int, timeout: float) -> None:
     await admin.execute(f"CREATE DATABASE {name}")
     url = db.with_database(admin_url, name)
     processes: list[subprocess.Popen] = []
+    sink: subprocess.Popen | None = None
     try:
         login = db.local_url(url, "notification")
         await db.set_up(url, "notification", login)
@@ -119,9 +111,7 @@ async def measure(mails: int, dispatchers: int, timeout: float) -> None:
         print(f"{mails} notifications queued in {time.perf_counter() - began:.1f} s ({where}, database {name})")
         with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "notification.log", "w") as log:
             port = free_port()
-            sink = start(["--role", "sink", "--folder", str(Path(folder) / "mail"), "--port", str(port)],
-                         subprocess.PIPE, "stdout")
-            processes.append(sink)
+            sink = start_sink_process(Path(folder) / "mail", port)
             notification = start(["--role", "dispatch", "--url", login, "--smtp", f"smtp://127.0.0.1:{port}",
                                   "--dispatchers", str(dispatchers)], log, "stderr")
             processes.append(notification)
@@ -149,11 +139,13 @@ async def measure(mails: int, dispatchers: int, timeout: float) -> None:
             for process in processes:
                 process.stdin.close()
                 process.wait(timeout=30)
+            sink.terminate()
+            sink.wait(timeout=30)
             report(mails, done, elapsed, used, load_before)
             await check(watcher, Path(folder) / "mail", mails)
             await watcher.close()
     finally:
-        for process in processes:
+        for process in processes + ([sink] if sink else []):
             if process.poll() is None:
                 process.kill()
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -192,15 +184,11 @@ if __name__ == "__main__":
     parser.add_argument("--mails", type=int, default=10_000)
     parser.add_argument("--dispatchers", type=int, help="per process; the service's own number if not given")
     parser.add_argument("--timeout", type=float, default=600, help="seconds the sending may take")
-    parser.add_argument("--role", choices=("measure", "sink", "dispatch"), default="measure", help=argparse.SUPPRESS)
-    parser.add_argument("--folder", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=("measure", "dispatch"), default="measure", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--smtp", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.role == "sink":
-        run_sink(args.folder, args.port)
-    elif args.role == "dispatch":
+    if args.role == "dispatch":
         asyncio.run(run_dispatchers(args.url, args.smtp, args.dispatchers))
     else:
         from services.notification.app import DISPATCHERS
