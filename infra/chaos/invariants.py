@@ -290,34 +290,35 @@ def backorders_filled_at_most_once(inventory_events: Sequence[Record], order_eve
     the order records no more filled units than it had waiting."""
     name = "backorder filled at most once"
     found = []
-    queued: Counter = Counter()
-    filled: Counter = Counter()
-    fills_per_cause: Counter = Counter()
-    for e in inventory_events:
-        key = (e.data.get("order_id"), e.data.get("sku"))
-        if e.type in ("BackorderCreated", "ReservationRevoked"):
-            queued[key] += e.data["quantity"]
-        elif e.type == "BackorderFulfilled":
-            filled[key] += e.data["quantity"]
-            fills_per_cause[(*key, e.causation_id)] += 1
+    queued, filled = _waited_and_filled(inventory_events, ("BackorderCreated", "ReservationRevoked"),
+                                        "BackorderFulfilled")
+    fills_per_cause = Counter((e.data.get("order_id"), e.data.get("sku"), e.causation_id)
+                              for e in inventory_events if e.type == "BackorderFulfilled")
     for key, units in filled.items():
         if units > queued[key]:
             found.append(Violation(name, " ".join(key), f"inventory filled {units} units of {queued[key]} ever waiting"))
     for (order_id, sku, cause), n in fills_per_cause.items():
         if n > 1:
             found.append(Violation(name, f"{order_id} {sku}", f"filled {n} times by one message ({cause})"))
-    waited: Counter = Counter()
-    recorded: Counter = Counter()
-    for e in order_events:
-        key = (e.data.get("order_id"), e.data.get("sku"))
-        if e.type in ("OrderLineBackordered", "OrderLineReservationRevoked"):
-            waited[key] += e.data["quantity"]
-        elif e.type == "OrderLineFulfilled":
-            recorded[key] += e.data["quantity"]
+    waited, recorded = _waited_and_filled(order_events, ("OrderLineBackordered", "OrderLineReservationRevoked"),
+                                          "OrderLineFulfilled")
     for key, units in recorded.items():
         if units > waited[key]:
             found.append(Violation(name, " ".join(key), f"the order recorded {units} units filled of {waited[key]} waiting"))
     return found
+
+
+def _waited_and_filled(events: Sequence[Record], waiting: tuple[str, ...], filling: str) -> tuple[Counter, Counter]:
+    """Units per (order, SKU) ever put in the queue, and units filled from it."""
+    waited: Counter = Counter()
+    filled: Counter = Counter()
+    for e in events:
+        key = (e.data.get("order_id"), e.data.get("sku"))
+        if e.type in waiting:
+            waited[key] += e.data["quantity"]
+        elif e.type == filling:
+            filled[key] += e.data["quantity"]
+    return waited, filled
 
 
 # --- notifications -------------------------------------------------------------------------------------
