@@ -30,7 +30,13 @@ def background(runtime: Runtime):
                    on_recorded=runtime.relay.wake)
         for _ in range(DISPATCHERS)
     ]
-    runtime.after_commit += [dispatcher.wake for dispatcher in dispatchers]
+
+    def wake_one() -> None:
+        # One dispatcher per commit, an idle one if any (a busy one looks again when its pass ends): waking all
+        # after every commit had each look for due deliveries, and at low rates all but one found none.
+        next((d for d in dispatchers if d.idle), dispatchers[0]).wake()
+
+    runtime.after_commit.append(wake_one)
     return [dispatcher.run() for dispatcher in dispatchers]
 
 
