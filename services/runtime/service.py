@@ -167,8 +167,9 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         batch=True,
         group_id=f"orderflow-{service.name}",
         max_records=settings.batch_size,
-        # FastStream sleeps this long again after an empty poll: keep it short, or idle-time latency suffers.
-        batch_timeout_ms=10,
+        # FastStream sleeps this long again after an empty poll, and a record arriving meanwhile waits: 2 ms
+        # took 4 ms off a hop's median against 10 ms, for no more CPU when idle (the fetches cost more).
+        batch_timeout_ms=2,
         decoder=_message_as_body,
         parser=_raw_batch,
         auto_offset_reset="earliest",
