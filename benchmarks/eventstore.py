@@ -14,6 +14,9 @@ becomes a dependency of the project. Smaller saves only lose it more to commits 
 The ceiling: the same rows serialised before the clock starts and appended with the store's own statements
 (the append lock, then a binary COPY) is what PostgreSQL itself takes on this machine; no store can go faster.
 
+`--fill N` instead appends N events into one store that is never emptied, 500 per transaction, and prints the
+rate of each tenth of them: whether appends slow down as the store grows.
+
 Each figure is the median of `--repeat` runs in events per second, with the CPU microseconds per event of the
 Python process and of the PostgreSQL server processes serving it (read from /proc, so for a local server: less
 distorted than wall time when the machine is shared). The last lines compare the best mode of each."""
@@ -116,6 +119,22 @@ async def ceiling(conn: asyncpg.Connection, backend: int, events: int, per_trans
     return Run(events, time.perf_counter() - started, time.process_time() - cpu, cpu_seconds(backend) - backend_cpu)
 
 
+async def fill(conn: asyncpg.Connection, backend: int, events: int, per_transaction: int = 500) -> None:
+    await conn.execute("TRUNCATE events")
+    run, per_aggregate, tenth = uuid.uuid4().hex[:6], per_transaction // 2, events // 10
+    started, cpu, backend_cpu, done = time.perf_counter(), time.process_time(), cpu_seconds(backend), 0
+    for first in range(0, events // 2, per_aggregate):
+        batch = line_events(run, first, min(first + per_aggregate, events // 2))
+        async with conn.transaction():
+            await append(conn, batch)
+        done += len(batch)
+        if done % tenth < len(batch):
+            report(f"{done:>10,} events in the store",
+                   [Run(tenth, time.perf_counter() - started, time.process_time() - cpu,
+                        cpu_seconds(backend) - backend_cpu)])
+            started, cpu, backend_cpu = time.perf_counter(), time.process_time(), cpu_seconds(backend)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User and system CPU of a local process so far, None when it cannot be read (a remote server)."""
     try:
@@ -149,7 +168,7 @@ async def drop_database(admin_url: str, url: str) -> None:
     await conn.close()
 
 
-async def main(events: int, repeat: int) -> None:
+async def main(events: int, repeat: int, filled: int | None) -> None:
     admin_url, where = postgres.ensure_database()
     url = await scratch_database(admin_url)
     print(f"PostgreSQL: {where}; {events:,} events per run, median of {repeat}; "
@@ -160,6 +179,8 @@ async def main(events: int, repeat: int) -> None:
         conn = await asyncpg.connect(login, server_settings=db.session_settings("order"))
         backend = await conn.fetchval("SELECT pg_backend_pid()")
         print(f"orderflow (synchronous_commit {await conn.fetchval('SHOW synchronous_commit')})", flush=True)
+        if filled:
+            return await fill(conn, backend, filled)
         best_ours, best_ceiling = 0.0, 0.0
         for batch in BATCHES:
             rate = report(f"{batch:>5} events per transaction",
@@ -192,5 +213,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fill", type=int, help="append this many events into one store, the rate per tenth")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.repeat))
+    asyncio.run(main(args.events, args.repeat, args.fill))

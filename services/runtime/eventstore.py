@@ -2,6 +2,7 @@
 load every aggregate it touches in one round trip."""
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
@@ -127,15 +128,20 @@ async def lock_appends(conn: asyncpg.Connection) -> None:
     await conn.execute(LOCK_APPENDS)
 
 
-_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))
+_VERSION_7 = bytes(b & 0x0F | 0x70 for b in range(256))
 _RFC_4122_VARIANT = bytes(b & 0x3F | 0x80 for b in range(256))
 
 
 def new_event_ids(count: int) -> list[str]:
-    """`count` random (version 4) UUIDs in hex, from one read of the OS's randomness: uuid4() reads it once per
-    id and builds an object, 3.9 us an id against 0.4 us."""
+    """`count` time-ordered (version 7) UUIDs in hex: the milliseconds since the epoch, then randomness from one
+    read of the OS. Ordered ids go in at the right edge of the unique index on `event_id`; random ones touched
+    a page anywhere in it, and appends slowed as the store grew (`benchmarks/eventstore.py --fill 4000000`:
+    81k events/s falling to 59k with random ids, 82-89k throughout with ordered ones). Made in bulk: uuid4()
+    reads the OS once per id and builds an object."""
     raw = bytearray(os.urandom(16 * count))
-    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    for i, byte in enumerate((time.time_ns() // 1_000_000).to_bytes(6, "big")):
+        raw[i::16] = bytes((byte,)) * count
+    raw[6::16] = raw[6::16].translate(_VERSION_7)
     raw[8::16] = raw[8::16].translate(_RFC_4122_VARIANT)
     digits = raw.hex()
     return [digits[i:i + 32] for i in range(0, 32 * count, 32)]
