@@ -30,6 +30,7 @@ from services.runtime.consumer import BatchConsumer, Handler
 from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
 from services.runtime.http import ReadEndpoint
 from services.runtime.messages import Message, Subscription
+from services.runtime.offsets import OffsetCommits
 from services.runtime.relay import OutboxRelay, unpublished
 from services.runtime.retention import Prune, prune_forever
 from services.runtime.settings import Settings, load
@@ -148,7 +149,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         # No linger: the relay hands a whole pass to the producer before it yields, and while one request is
         # in flight to a broker the next batch fills anyway; lingering only added its time to every pass.
         linger_ms=0,
-        ack_policy=AckPolicy.NACK_ON_ERROR,  # commit after the handler returns; on error seek back
+        ack_policy=AckPolicy.MANUAL,  # offsets committed by OffsetCommits; on error the handler seeks back
         allow_auto_create_topics=False,
         logger=logging.getLogger(logs.FASTSTREAM),  # through our formatter, not FastStream's coloured one
         log_level=logging.DEBUG,  # FastStream's per-message lines; ours carry order ids
@@ -161,6 +162,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
     )
     runtime = Runtime(settings, broker)
     consumer: BatchConsumer | None = None
+    commits = OffsetCommits(lambda: subscriber.consumer)
 
     subscriber = broker.subscriber(
         *[s.topic for s in service.subscriptions],
@@ -177,14 +179,22 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 4, 250),
         max_poll_interval_ms=300_000,
         fetch_max_wait_ms=50,
+        listener=commits,
     )
 
     @subscriber
     async def on_batch(message: KafkaMessage) -> None:
-        held = await consumer.process(message.raw_message)
+        try:
+            held = await consumer.process(message.raw_message)
+        except BaseException:
+            await message.nack()  # back to the batch's first records: it comes again
+            raise
         for partition, offset in held.items():
             with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its next owner starts before it
-                message.consumer.seek(partition, offset)  # the offsets committed next stop before that record
+                message.consumer.seek(partition, offset)
+        commits.got_through(message.raw_message, held)
+        if not subscriber.running:  # stopping: the consumer closes once this batch is through
+            await commits.commit()
 
     def after_commit() -> None:
         for wake in runtime.after_commit:
@@ -207,7 +217,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
                                  service.inbox_key, broker.publish, after_commit,
                                  message_attempts=settings.message_attempts)
         await broker.connect()
-        runtime.loops = [asyncio.create_task(runtime.relay.run())]
+        runtime.loops = [asyncio.create_task(runtime.relay.run()), asyncio.create_task(commits.run())]
         runtime.loops += [asyncio.create_task(loop) for loop in service.background(runtime)]
         runtime.loops.append(asyncio.create_task(prune_forever(
             runtime.pool, {"inbox": inbox.prune} | service.prunes, timedelta(hours=settings.inbox_retention_hours),
@@ -218,6 +228,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await commits.commit()
             await broker.stop()  # finishes and commits the batch in hand
             for task in runtime.loops:
                 task.cancel()
