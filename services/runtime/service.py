@@ -184,6 +184,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
 
     @subscriber
     async def on_batch(message: KafkaMessage) -> None:
+        rebalances = commits.rebalances
         try:
             held = await consumer.process(message.raw_message)
         except BaseException:
@@ -192,7 +193,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         for partition, offset in held.items():
             with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its next owner starts before it
                 message.consumer.seek(partition, offset)
-        commits.got_through(message.raw_message, held)
+        commits.got_through(message.raw_message, held, rebalances)
         if not subscriber.running:  # stopping: the consumer closes once this batch is through
             await commits.commit()
 
