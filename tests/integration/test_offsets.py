@@ -22,20 +22,24 @@ from tests.support import eventually
 GROUP = "orderflow-order"
 
 
-def hanging_on_hang_orders(release: asyncio.Event):
-    """A handler that lets the inbox record what it handled, and waits for `release` on orders named `hang-*`."""
+def hanging_on_hang_orders(release: asyncio.Event, entered: asyncio.Event | None = None):
+    """A handler that lets the inbox record what it handled, and waits for `release` on orders named `hang-*`
+    (setting `entered` first)."""
 
     async def handle(conn, messages):
         for message in messages:
             if message.body.order_id.startswith("hang-"):
+                if entered:
+                    entered.set()
                 await release.wait()
 
     return handle
 
 
-async def order_service_on(bootstrap_servers: str, topic: str, pools, release: asyncio.Event):
+async def order_service_on(bootstrap_servers: str, topic: str, pools, release: asyncio.Event,
+                           entered: asyncio.Event | None = None):
     service = Service(name="order", subscriptions=[Subscription(topic, ORDER_COMMANDS, strict=True)],
-                      handle=hanging_on_hang_orders(release), inbox_key=lambda m: m.envelope.id,
+                      handle=hanging_on_hang_orders(release, entered), inbox_key=lambda m: m.envelope.id,
                       events_topic=await new_topic(bootstrap_servers, "orders.events-offsets"), key_field="order_id")
     settings = Settings(service="order", kafka_bootstrap_servers=bootstrap_servers,
                         order_database_url=pools.urls["order"], kafka_session_timeout_ms=2000)
@@ -126,3 +130,49 @@ async def test_a_batch_a_rebalance_overtook_never_moves_the_committed_offset_bac
 
 def assert_assigned(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
     assert partition in consumer.assignment()
+
+
+async def test_a_service_stops_while_the_broker_is_away_with_offsets_still_to_commit(pools, tmp_path):
+    broker = kafka.start_apache_kafka(free_port(also=(1,)), tmp_path / "broker")
+    try:
+        servers = broker.bootstrap_servers
+        topic = await new_topic(servers, "orders.commands-offsets")
+        release, entered = asyncio.Event(), asyncio.Event()
+        service, settings = await order_service_on(servers, topic, pools, release, entered)
+        pool = await pools("order")
+        app = build_app(service, settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        try:
+            hung, after = await place(servers, topic, "hang-1", "after")
+            await asyncio.wait_for(entered.wait(), 30)
+            await asyncio.sleep(1)  # "after" is fetched, in the consumer's buffer, if not in the batch in hand
+            await asyncio.to_thread(broker.stop)
+            release.set()  # the batches go through with no broker to commit them to
+            await handled(pool, hung, after)
+        finally:
+            release.set()
+            # Stopping waits for its last commits a bounded time: aiokafka alone would retry them until the
+            # broker came back.
+            await asyncio.wait_for(lifespan.__aexit__(None, None, None), 90)
+    finally:
+        broker.stop()
+
+
+async def test_a_service_stopped_in_the_middle_of_a_batch_commits_it_and_resumes_after_it(apache_kafka, pools):
+    topic = await new_topic(apache_kafka, "orders.commands-offsets")
+    partition = TopicPartition(topic, 0)
+    release, entered = asyncio.Event(), asyncio.Event()
+    service, settings = await order_service_on(apache_kafka, topic, pools, release, entered)
+    pool = await pools("order")
+    app = build_app(service, settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    [hung] = await place(apache_kafka, topic, "hang-1")
+    await asyncio.wait_for(entered.wait(), 30)
+    stopping = asyncio.create_task(lifespan.__aexit__(None, None, None))
+    await asyncio.sleep(0.5)  # stopping, and waiting for the batch in hand
+    release.set()
+    await asyncio.wait_for(stopping, 60)
+    await handled(pool, hung)
+    assert await committed(apache_kafka, partition) == 1
