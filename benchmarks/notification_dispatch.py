@@ -12,7 +12,8 @@ once: N mails in the sink with N distinct Message-IDs, N NotificationSent events
 With `--orphans M` it first queues M confirmations of orders whose OrderPlaced never comes (they wait for a
 contact for good), and prints what one claim of the dispatchers costs PostgreSQL (EXPLAIN ANALYZE of the
 CLAIM statement, rolled back: its time and the shared buffers it read) with every mail still due and again
-once all are sent: the claim that runs after every commit when nothing is due.
+once all are sent, and the PostgreSQL CPU of 1,000 claims with nothing due: the claim each dispatcher runs
+after every commit of the handler.
 
     uv run python -m benchmarks.notification_dispatch --mails 10000
     uv run python -m benchmarks.notification_dispatch --mails 5000 --orphans 5000
@@ -44,6 +45,7 @@ from services.runtime.messages import Message
 
 FILL_BATCH = 500  # messages per handler transaction, as the consumer's BATCH_SIZE
 CLAIM_BATCH = 100  # deliveries a dispatcher claims at once (its default batch_size)
+IDLE_CLAIMS = 1000
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -93,6 +95,23 @@ async def claim_cost(url: str) -> str:
     top = plan[0]["Plan"]
     return (f"{plan[0]['Execution Time']:.2f} ms, {top['Shared Hit Blocks'] + top['Shared Read Blocks']} shared "
             f"buffers, {top['Actual Rows']} rows claimed")
+
+
+async def idle_claims_cpu(url: str, claims: int) -> str:
+    """PostgreSQL CPU of `claims` claims in a row when nothing is due, as each dispatcher runs after every
+    commit of the handler: utime + stime of the session's backend."""
+    from services.notification import outbox
+
+    conn = await asyncpg.connect(url, server_settings=db.session_settings("notification"))
+    try:
+        pid = conn.get_server_pid()
+        before = sum(cpu_seconds(pid))
+        for _ in range(claims):
+            await outbox.claim(conn, CLAIM_BATCH)
+        used = sum(cpu_seconds(pid)) - before
+    finally:
+        await conn.close()
+    return f"{used:.2f} s of PostgreSQL CPU for {claims:,} claims with nothing due ({used / claims * 1000:.2f} ms each)"
 
 
 async def run_dispatchers(url: str, smtp_url: str, dispatchers: int) -> None:
@@ -180,6 +199,7 @@ async def measure(mails: int, dispatchers: int, timeout: float, orphans: int) ->
             report(mails, done, elapsed, used, load_before)
             if orphans:
                 print(f"  a claim with nothing due: {await claim_cost(login)}")
+                print(f"  {await idle_claims_cpu(login, IDLE_CLAIMS)}")
             await check(watcher, Path(folder) / "mail", mails)
             await watcher.close()
     finally:
