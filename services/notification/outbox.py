@@ -131,8 +131,9 @@ WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[]
 # before the outbox is touched: a batch that learns the contact shares the lock, one that may queue for an order
 # whose contact it cannot see takes it alone. The later of the two waits for the earlier to commit, and then
 # sees its row (and releases it) or its contact (and does not queue the row waiting). Locks taken at once in one
-# order cannot deadlock. Orders are hashed to 1,024 keys: a batch takes at most that many locks however large it
-# is (the server's lock table is bounded), and one key's orders rarely meet in two batches at once.
+# order cannot deadlock. Orders are hashed to 1,024 keys, so a batch takes at most that many locks however large
+# it is (the server's lock table is bounded); two orders sharing a key cost at most a wait for the other batch's
+# commit, and only where one batch queues for an order whose contact it has not seen.
 LOCK_CONTACTS = """
 SELECT count(CASE WHEN alone THEN pg_advisory_xact_lock(hashtext(current_schema() || '.contacts'), key)
                   ELSE pg_advisory_xact_lock_shared(hashtext(current_schema() || '.contacts'), key) END)
