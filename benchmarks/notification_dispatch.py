@@ -9,11 +9,19 @@ sent it prints mails/s and CPU seconds per 10,000 mails of the dispatcher proces
 dispatchers' PostgreSQL sessions (utime + stime from /proc), and checks that every notification went out
 once: N mails in the sink with N distinct Message-IDs, N NotificationSent events.
 
+With `--orphans M` it first queues M confirmations of orders whose OrderPlaced never comes (they wait for a
+contact for good), and prints what one claim of the dispatchers costs PostgreSQL (EXPLAIN ANALYZE of the
+CLAIM statement, rolled back: its time and the shared buffers it read) with every mail still due and again
+once all are sent, and the PostgreSQL CPU of 1,000 claims with nothing due: the claim each dispatcher runs
+after every commit of the handler.
+
     uv run python -m benchmarks.notification_dispatch --mails 10000
+    uv run python -m benchmarks.notification_dispatch --mails 5000 --orphans 5000
 """
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +44,8 @@ from services.runtime import db
 from services.runtime.messages import Message
 
 FILL_BATCH = 500  # messages per handler transaction, as the consumer's BATCH_SIZE
+CLAIM_BATCH = 100  # deliveries a dispatcher claims at once (its default batch_size)
+IDLE_CLAIMS = 1000
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -45,12 +55,18 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
-async def fill(url: str, mails: int) -> None:
-    """Queue `mails` order confirmations the way the notification handler does."""
+async def fill(url: str, mails: int, orphans: int = 0) -> None:
+    """Queue `mails` order confirmations the way the notification handler does, after `orphans` of orders
+    whose OrderPlaced the service never sees."""
     from services.notification import handlers
 
     conn = await asyncpg.connect(url, server_settings=db.session_settings("notification"))
     try:
+        for start in range(0, orphans, FILL_BATCH):
+            events = [OrderConfirmed(order_id=f"orphan-{i}") for i in range(start, min(start + FILL_BATCH, orphans))]
+            messages = [Message(Envelope.wrap(e, source="benchmark"), e, ORDERS_EVENTS) for e in events]
+            async with conn.transaction():
+                await handlers.handle(conn, messages, eta_window_s=0)
         for start in range(0, mails, FILL_BATCH):
             order_ids = [f"bench-{i}" for i in range(start, min(start + FILL_BATCH, mails))]
             events = [OrderPlaced(order_id=o, customer_id=f"c-{o}", customer_email=f"{o}@example.com",
@@ -61,6 +77,41 @@ async def fill(url: str, mails: int) -> None:
                 await handlers.handle(conn, messages, eta_window_s=0)
     finally:
         await conn.close()
+
+
+async def claim_cost(url: str) -> str:
+    """What one claim of a batch costs PostgreSQL: EXPLAIN ANALYZE of the dispatcher's CLAIM, rolled back."""
+    from services.notification import outbox
+
+    conn = await asyncpg.connect(url, server_settings=db.session_settings("notification"))
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        # The JSON plan comes back as text: asyncpg has no codec of its own for the json type.
+        plan = json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {outbox.CLAIM}", CLAIM_BATCH))
+    finally:
+        await transaction.rollback()  # the leases it took are not kept
+        await conn.close()
+    top = plan[0]["Plan"]
+    return (f"{plan[0]['Execution Time']:.2f} ms, {top['Shared Hit Blocks'] + top['Shared Read Blocks']} shared "
+            f"buffers, {top['Actual Rows']} rows claimed")
+
+
+async def idle_claims_cpu(url: str, claims: int) -> str:
+    """PostgreSQL CPU of `claims` claims in a row when nothing is due, as each dispatcher runs after every
+    commit of the handler: utime + stime of the session's backend."""
+    from services.notification import outbox
+
+    conn = await asyncpg.connect(url, server_settings=db.session_settings("notification"))
+    try:
+        pid = conn.get_server_pid()
+        before = sum(cpu_seconds(pid))
+        for _ in range(claims):
+            await outbox.claim(conn, CLAIM_BATCH)
+        used = sum(cpu_seconds(pid)) - before
+    finally:
+        await conn.close()
+    return f"{used:.2f} s of PostgreSQL CPU for {claims:,} claims with nothing due ({used / claims * 1000:.2f} ms each)"
 
 
 async def run_dispatchers(url: str, smtp_url: str, dispatchers: int) -> None:
@@ -94,7 +145,7 @@ def start(role: list[str], stdout, ready_on) -> subprocess.Popen:
     return process
 
 
-async def measure(mails: int, dispatchers: int, timeout: float) -> None:
+async def measure(mails: int, dispatchers: int, timeout: float, orphans: int) -> None:
     admin_url, where = postgres.ensure_database()
     name = f"orderflow_dispatch_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_url)
@@ -107,8 +158,12 @@ async def measure(mails: int, dispatchers: int, timeout: float) -> None:
         await db.set_up(url, "notification", login)
         watcher = await asyncpg.connect(url)  # the admin, on the benchmark's database
         began = time.perf_counter()
-        await fill(login, mails)
-        print(f"{mails} notifications queued in {time.perf_counter() - began:.1f} s ({where}, database {name})")
+        await fill(login, mails, orphans)
+        print(f"{mails} notifications queued in {time.perf_counter() - began:.1f} s ({where}, database {name})"
+              + (f", after {orphans} of orders whose OrderPlaced never comes" if orphans else ""))
+        if orphans:
+            await watcher.execute(f"VACUUM ANALYZE {db.schema('notification')}.notification_outbox")
+            print(f"  a claim with every mail due: {await claim_cost(login)}")
         with tempfile.TemporaryDirectory() as folder, open(Path(folder) / "notification.log", "w") as log:
             port = free_port()
             sink = start_sink_process(Path(folder) / "mail", port)
@@ -142,6 +197,9 @@ async def measure(mails: int, dispatchers: int, timeout: float) -> None:
             sink.terminate()
             sink.wait(timeout=30)
             report(mails, done, elapsed, used, load_before)
+            if orphans:
+                print(f"  a claim with nothing due: {await claim_cost(login)}")
+                print(f"  {await idle_claims_cpu(login, IDLE_CLAIMS)}")
             await check(watcher, Path(folder) / "mail", mails)
             await watcher.close()
     finally:
@@ -184,6 +242,8 @@ if __name__ == "__main__":
     parser.add_argument("--mails", type=int, default=10_000)
     parser.add_argument("--dispatchers", type=int, help="per process; the service's own number if not given")
     parser.add_argument("--timeout", type=float, default=600, help="seconds the sending may take")
+    parser.add_argument("--orphans", type=int, default=0,
+                        help="notifications of orders whose OrderPlaced never comes, queued first")
     parser.add_argument("--role", choices=("measure", "dispatch"), default="measure", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--smtp", help=argparse.SUPPRESS)
@@ -193,4 +253,4 @@ if __name__ == "__main__":
     else:
         from services.notification.app import DISPATCHERS
 
-        asyncio.run(measure(args.mails, args.dispatchers or DISPATCHERS, args.timeout))
+        asyncio.run(measure(args.mails, args.dispatchers or DISPATCHERS, args.timeout, args.orphans))

@@ -58,7 +58,10 @@ SERVICE = Service(
     key_field="order_id",
     background=background,
     gauges=gauges,
-    prunes={"sent notifications": outbox.prune_sent},
+    # A notification still waiting for its order's contact after the retention is refused, not pruned: its
+    # OrderPlaced cannot come any more, as Kafka no longer holds it.
+    prunes={"sent notifications": outbox.prune_sent,
+            "notifications refused, their OrderPlaced never came": outbox.refuse_contactless},
 )
 
 if __name__ == "__main__":

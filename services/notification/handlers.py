@@ -27,8 +27,9 @@ from services.notification import domain, outbox, projections
 from services.runtime.messages import Message
 
 # The events the service reads (its subscriptions follow from them). Each batch runs three use cases over
-# them in this order: `projections.learn` from every one; then `tell_customers` for those that call for a
-# notification now, and `coalesce_eta_changes` for those that call for an ETA update (domain decides which).
+# them in this order: `projections.learn` from every one (the notifications waiting for a contact it learnt
+# are released); then `tell_customers` for those that call for a notification now, and `coalesce_eta_changes`
+# for those that call for an ETA update (domain decides which).
 READS = (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, OrderStatusChanged, DiscountOffered, BackorderCreated,
          BackorderEtaChanged, BackorderFulfilled, BackorderCancelled, ReservationRevoked, ProductRegistered,
          ProductUpdated, AvailabilityChanged)
@@ -40,7 +41,10 @@ def inbox_key(message: Message) -> str:
 
 async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s: float,
                  channels: Sequence[str] = ("email",)) -> None:
-    await projections.learn(conn, [m.body for m in messages])
+    learnt = await projections.learn(conn, [m.body for m in messages])
+    # Before the outbox is touched: see outbox.LOCK_CONTACTS.
+    await outbox.lock_contacts(conn, learnt, {o for m in messages if (o := getattr(m.body, "order_id", None))})
+    await outbox.release_waiting(conn, learnt)
     now = datetime.now(UTC)
     await tell_customers(conn, [m for m in messages if not domain.calls_for_eta_update(m.body)], now, channels)
     await coalesce_eta_changes(conn, [m for m in messages if domain.calls_for_eta_update(m.body)], now,

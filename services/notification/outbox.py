@@ -3,20 +3,26 @@ marked sent, retried or refused by the dispatcher."""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
+import structlog
 
 from services.notification import domain
 from services.notification.domain import EtaUpdate, Notification
 
+log = structlog.get_logger()
+
+# A notification can overtake the OrderPlaced that says whom to send it to: queued while its order's contact
+# is not known, it waits for it (migration 010), out of the claim's way.
 QUEUE = """
 INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
-                                 send_after, traceparent, channel)
-SELECT n.*, channel
+                                 send_after, traceparent, channel, waiting_for_contact)
+SELECT n.*, channel, NOT EXISTS (SELECT FROM order_contacts c WHERE c.order_id = n.order_id)
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::timestamptz[], $9::text[]) AS n
+            $8::timestamptz[], $9::text[])
+    AS n(notification_id, order_id, kind, subject, body, correlation_id, causation_id, send_after, traceparent)
 CROSS JOIN unnest($10::text[]) AS channel
 ON CONFLICT DO NOTHING
 """
@@ -25,20 +31,22 @@ ON CONFLICT DO NOTHING
 # finds one waiting touches it; if that one is being sent, FOLLOW_UP queues another after it.
 QUEUE_ETA_UPDATES = """
 INSERT INTO notification_outbox (notification_id, order_id, kind, subject, body, correlation_id, causation_id,
-                                 send_after, channel)
-SELECT n.notification_id, n.order_id, 'eta_changed', '', '', n.correlation_id, n.causation_id, n.send_after, channel
+                                 send_after, channel, waiting_for_contact)
+SELECT n.notification_id, n.order_id, 'eta_changed', '', '', n.correlation_id, n.causation_id, n.send_after, channel,
+       NOT EXISTS (SELECT FROM order_contacts c WHERE c.order_id = n.order_id)
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
     AS n(notification_id, order_id, correlation_id, causation_id, send_after)
 CROSS JOIN unnest($6::text[]) AS channel
 ON CONFLICT (order_id, channel) WHERE kind = 'eta_changed' AND sent_at IS NULL AND failed_reason IS NULL
 DO UPDATE SET touched_at = clock_timestamp()
 """
-# Only orders whose contact is known: a notification can overtake the OrderPlaced it needs. A lease whose
-# dispatcher's session is gone (the process died) is over: a dispatcher leases through one session.
+# Rows waiting for their order's contact are not read (notification_outbox_to_send leaves them out). A lease
+# whose dispatcher's session is gone (the process died) is over: a dispatcher leases through one session.
 CLAIM = """
 WITH live AS (SELECT array_agg(pid) AS pids FROM pg_stat_activity), due AS (
     SELECT n.notification_id, n.channel FROM notification_outbox n JOIN order_contacts c USING (order_id), live
-    WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND n.sending_since IS NULL AND n.send_after <= now()
+    WHERE n.sent_at IS NULL AND n.failed_reason IS NULL AND NOT n.waiting_for_contact AND n.sending_since IS NULL
+      AND n.send_after <= now()
       AND (n.claimed_until IS NULL OR n.claimed_until < now() OR n.claimed_by <> ALL (live.pids))
     ORDER BY n.created_at LIMIT $1
     FOR UPDATE OF n SKIP LOCKED
@@ -117,6 +125,38 @@ SET claimed_until = NULL,
     sending_since = CASE WHEN (notification_id, channel) = ($3::uuid, $4::text) THEN sending_since END
 WHERE (notification_id, channel) IN (SELECT * FROM unnest($1::uuid[], $2::text[])) AND sent_at IS NULL
 """
+# Whether a row waits for its contact is decided when it is queued, and undone when the contact is learnt: two
+# transactions doing one each (two instances, one handling the OrderPlaced, the other what overtook it) must not
+# miss each other, or the row would wait for good. So both lock the order first, in one statement per batch
+# before the outbox is touched: a batch that learns the contact shares the lock, one that may queue for an order
+# whose contact it cannot see takes it alone. The later of the two waits for the earlier to commit, and then
+# sees its row (and releases it) or its contact (and does not queue the row waiting). Locks taken at once in one
+# order cannot deadlock. Orders are hashed to 1,024 keys, so a batch takes at most that many locks however large
+# it is (the server's lock table is bounded); two orders sharing a key cost at most a wait for the other batch's
+# commit, and only where one batch queues for an order whose contact it has not seen.
+LOCK_CONTACTS = """
+SELECT count(CASE WHEN alone THEN pg_advisory_xact_lock(hashtext(current_schema() || '.contacts'), key)
+                  ELSE pg_advisory_xact_lock_shared(hashtext(current_schema() || '.contacts'), key) END)
+FROM (SELECT hashtext(order_id) & 1023 AS key, bool_or(alone) AS alone
+      FROM (SELECT learnt, false FROM unnest($1::text[]) AS learnt
+            UNION ALL
+            SELECT told, true FROM unnest($2::text[]) AS told
+            WHERE NOT EXISTS (SELECT FROM order_contacts c WHERE c.order_id = told)) AS orders(order_id, alone)
+      GROUP BY key ORDER BY key) AS keys
+"""
+RELEASE_WAITING = """
+UPDATE notification_outbox SET waiting_for_contact = false WHERE waiting_for_contact AND order_id = ANY($1::text[])
+"""
+# Far longer than any overtaking explains: kept as refused, with why, where an operator reads refusals.
+REFUSE_CONTACTLESS = """
+UPDATE notification_outbox n
+SET waiting_for_contact = false, failed_reason = 'no OrderPlaced for order ' || n.order_id || ' arrived within '
+                                                 || $3::int || ' hours'
+WHERE (n.notification_id, n.channel) IN (
+    SELECT notification_id, channel FROM notification_outbox WHERE waiting_for_contact AND created_at < $1
+    LIMIT $2 FOR UPDATE SKIP LOCKED)
+RETURNING n.order_id
+"""
 # For /metrics at every scrape: the partial index of rows not sent (mail_outbox_pending, migration 001)
 # keeps it from reading the sent ones, which pile up.
 PENDING_BY_CHANNEL = """
@@ -179,6 +219,20 @@ async def queue_eta_updates(conn: asyncpg.Connection, updates: Sequence[EtaUpdat
         return
     rows = [(u.notification_id, u.order_id, u.correlation_id, u.causation_id, u.send_after) for u in updates]
     await conn.execute(QUEUE_ETA_UPDATES, *zip(*rows), list(channels))
+
+
+async def lock_contacts(conn: asyncpg.Connection, learnt: Sequence[str], told: Iterable[str]) -> None:
+    """Lock the orders whose contacts a batch `learnt` and those it may queue notifications for (`told`), before
+    it touches the outbox: see LOCK_CONTACTS."""
+    told = sorted(set(told))
+    if learnt or told:
+        await conn.execute(LOCK_CONTACTS, list(learnt), told)
+
+
+async def release_waiting(conn: asyncpg.Connection, learnt: Sequence[str]) -> None:
+    """The contacts of the orders `learnt` are known now: their waiting notifications are due."""
+    if learnt:
+        await conn.execute(RELEASE_WAITING, list(learnt))
 
 
 async def claim(conn: asyncpg.Connection, limit: int) -> list[Delivery]:
@@ -253,6 +307,17 @@ async def release(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]],
 async def pending_by_channel(pool: asyncpg.Pool) -> dict[str, int]:
     """How many notifications wait to be sent (due or not, leased or not) on each channel that has any."""
     return {r["channel"]: r["pending"] for r in await pool.fetch(PENDING_BY_CHANNEL)}
+
+
+async def refuse_contactless(pool: asyncpg.Pool, older_than: datetime, batch_size: int) -> int:
+    """Refuse up to `batch_size` notifications queued before `older_than` that still wait for their order's
+    contact (the retention loop runs it as it prunes); returns how many."""
+    hours = round((datetime.now(UTC) - older_than) / timedelta(hours=1))
+    order_ids = [r["order_id"] for r in await pool.fetch(REFUSE_CONTACTLESS, older_than, batch_size, hours)]
+    if order_ids:
+        log.warning("notifications refused: their order's OrderPlaced never arrived", count=len(order_ids),
+                    waited_hours=hours, order_ids=sorted(set(order_ids)))
+    return len(order_ids)
 
 
 async def prune_sent(pool: asyncpg.Pool, older_than: datetime, batch_size: int) -> int:

@@ -11,9 +11,11 @@ import asyncpg
 from contracts.events import AvailabilityChanged, DiscountOffered, Event, OrderPlaced, ProductRegistered, ProductUpdated
 from services.notification import domain
 
+# Returns the orders whose contact is new: notifications may wait for it (outbox.release_waiting).
 SAVE_CONTACTS = """
 INSERT INTO order_contacts (order_id, customer_id, customer_email)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING
+RETURNING order_id
 """
 SAVE_PRODUCTS = """
 INSERT INTO products (sku, name, alternatives)
@@ -66,8 +68,9 @@ WHERE order_id = ANY($1::text[]) AND NOT mailed AND cause = 'eta_slipped'
 MARK_DISCOUNTS_MAILED = "UPDATE discounts SET mailed = true WHERE order_id = ANY($1::text[])"
 
 
-async def learn(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    """Update the read tables from a batch of events, folded in order first: one statement per table."""
+async def learn(conn: asyncpg.Connection, events: Sequence[Event]) -> list[str]:
+    """Update the read tables from a batch of events, folded in order first: one statement per table. Returns
+    the orders whose contact it learnt."""
     contacts, products, availability, discounts = [], {}, {}, []
     for event in events:
         match event:
@@ -82,11 +85,12 @@ async def learn(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
     waits = domain.still_waiting(events)
     waiting = [(o, s, w.quantity, w.eta) for (o, s), w in waits.items() if w is not None]
     gone = [(o, s) for (o, s), w in waits.items() if w is None]
-    for statement, rows in ((SAVE_CONTACTS, contacts), (SAVE_PRODUCTS, list(products.values())),
-                            (SAVE_AVAILABILITY, list(availability.values())), (SAVE_DISCOUNTS, discounts),
-                            (SAVE_ETAS, waiting), (DROP_ETAS, gone)):
+    learnt = [r["order_id"] for r in await conn.fetch(SAVE_CONTACTS, *zip(*contacts))] if contacts else []
+    for statement, rows in ((SAVE_PRODUCTS, list(products.values())), (SAVE_AVAILABILITY, list(availability.values())),
+                            (SAVE_DISCOUNTS, discounts), (SAVE_ETAS, waiting), (DROP_ETAS, gone)):
         if rows:
             await conn.execute(statement, *zip(*rows))
+    return learnt
 
 
 async def product_names(conn: asyncpg.Connection, skus: Iterable[str]) -> dict[str, str]:

@@ -132,9 +132,10 @@ class Settings(KafkaSettings):
     overstock_days: Annotated[int, Field(ge=1)] = 90
     # ETA changes to one order within this window make one mail.
     eta_update_window_s: Annotated[float, Field(ge=0)] = 60
-    # Inbox message ids (and sent notifications) older than this are pruned, every PRUNE_INTERVAL_S. It must
-    # stay longer than the topics' retention (infra/topics.py: 7 days), or a message Kafka still holds could
-    # be handled twice; twice it covers a consumer that was down, or a dead letter re-driven, meanwhile.
+    # Inbox message ids (and sent notifications) older than this are pruned, and notifications that waited this
+    # long for their order's contact refused, every PRUNE_INTERVAL_S. It must stay longer than the topics'
+    # retention (infra/topics.py: 7 days), or a message Kafka still holds could be handled twice; twice it
+    # covers a consumer that was down, or a dead letter re-driven, meanwhile.
     inbox_retention_hours: Annotated[int, Field(ge=1)] = 14 * 24
     prune_interval_s: Seconds = 3600
     # The storefront's webhook: every notification is also POSTed there, signed with the secret.
