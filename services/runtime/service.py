@@ -91,6 +91,12 @@ async def _raw_batch(records, original_parser):
     return message
 
 
+def _seek(kafka: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    for partition, offset in offsets.items():
+        with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its next owner starts before it
+            kafka.seek(partition, offset)
+
+
 async def _stall(kafka: AIOKafkaConsumer | None, consumer: BatchConsumer, stall_s: float) -> dict | None:
     """Why the consumer counts as stalled: records wait on an assigned partition, and no batch has been
     committed for `stall_s`. None while it keeps up, or has nothing to do."""
@@ -188,11 +194,9 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         try:
             held = await consumer.process(message.raw_message)
         except BaseException:
-            await message.nack()  # back to the batch's first records: it comes again
+            _seek(message.consumer, consumer.in_hand)  # back to the batch's first records: it comes again
             raise
-        for partition, offset in held.items():
-            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: its next owner starts before it
-                message.consumer.seek(partition, offset)
+        _seek(message.consumer, held)
         commits.got_through(message.raw_message, held, rebalances)
         if not subscriber.running:  # stopping: the consumer closes once this batch is through
             await commits.commit()
