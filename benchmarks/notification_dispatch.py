@@ -12,8 +12,8 @@ once: N mails in the sink with N distinct Message-IDs, N NotificationSent events
 With `--orphans M` it first queues M confirmations of orders whose OrderPlaced never comes (they wait for a
 contact for good), and prints what one claim of the dispatchers costs PostgreSQL (EXPLAIN ANALYZE of the
 CLAIM statement, rolled back: its time and the shared buffers it read) with every mail still due and again
-once all are sent, and the PostgreSQL CPU of 1,000 claims with nothing due: the claim each dispatcher runs
-after every commit of the handler.
+once all are sent, and the PostgreSQL CPU of 1,000 claims with nothing due: the claim a dispatcher runs after
+a commit of the handler.
 
     uv run python -m benchmarks.notification_dispatch --mails 10000
     uv run python -m benchmarks.notification_dispatch --mails 5000 --orphans 5000
@@ -98,8 +98,8 @@ async def claim_cost(url: str) -> str:
 
 
 async def idle_claims_cpu(url: str, claims: int) -> str:
-    """PostgreSQL CPU of `claims` claims in a row when nothing is due, as each dispatcher runs after every
-    commit of the handler: utime + stime of the session's backend."""
+    """PostgreSQL CPU of `claims` claims in a row when nothing is due, as a dispatcher runs after a commit of
+    the handler: utime + stime of the session's backend."""
     from services.notification import outbox
 
     conn = await asyncpg.connect(url, server_settings=db.session_settings("notification"))
