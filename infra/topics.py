@@ -14,7 +14,12 @@ from services.runtime.dead_letters import DEAD_LETTER_MAX_BYTES
 # How long every topic keeps its records, whatever the broker's default: the inbox must remember a message id
 # for longer (INBOX_RETENTION_HOURS), so that nothing Kafka can still deliver is handled twice.
 TOPIC_RETENTION = timedelta(days=7)
-TOPIC_CONFIG = {"retention.ms": str(int(TOPIC_RETENTION / timedelta(milliseconds=1)))}
+# A topic deletes its records a segment at a time, once the segment's newest is past the retention: rolled
+# daily (the broker's default is weekly, which kept a record readable for up to 14 days), a record stays at most
+# a day longer than the retention.
+TOPIC_SEGMENT = timedelta(days=1)
+TOPIC_CONFIG = {"retention.ms": str(int(TOPIC_RETENTION / timedelta(milliseconds=1))),
+                "segment.ms": str(int(TOPIC_SEGMENT / timedelta(milliseconds=1)))}
 # A dead letter carries a whole record of its topic plus headers: it must fit where the record did not have to.
 DEAD_LETTER_CONFIG = TOPIC_CONFIG | {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
 

@@ -133,9 +133,9 @@ class Settings(KafkaSettings):
     # ETA changes to one order within this window make one mail.
     eta_update_window_s: Annotated[float, Field(ge=0)] = 60
     # Inbox message ids (and sent notifications) older than this are pruned, and notifications that waited this
-    # long for their order's contact refused, every PRUNE_INTERVAL_S. It must stay longer than the topics'
-    # retention (infra/topics.py: 7 days), or a message Kafka still holds could be handled twice; twice it
-    # covers a consumer that was down, or a dead letter re-driven, meanwhile.
+    # long for their order's contact refused, every PRUNE_INTERVAL_S. It must stay longer than a record can stay
+    # in a topic (infra/topics.py: 7 days, plus a day for its segment), or a message Kafka still holds could be
+    # handled twice; the rest covers a consumer that was down, or a dead letter re-driven, meanwhile.
     inbox_retention_hours: Annotated[int, Field(ge=1)] = 14 * 24
     prune_interval_s: Seconds = 3600
     # The storefront's webhook: every notification is also POSTed there, signed with the secret.

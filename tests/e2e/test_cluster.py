@@ -52,6 +52,7 @@ async def test_topics_on_three_brokers_are_replicated_three_times_and_acknowledg
         [configs] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, ORDERS_EVENTS)])
         values = {name: value for name, value, *_ in configs.resources[0][4]}
         assert values["min.insync.replicas"] == "2"
+        assert (values["retention.ms"], values["segment.ms"]) == ("604800000", "86400000")
     finally:
         await admin.close()
 
