@@ -197,10 +197,11 @@ ETA_UPDATE = "eta_changed"
 
 
 def calls_for_eta_update(event: Event) -> bool:
-    """An ETA moved, or goodwill for a slip was offered (the update carries it)."""
+    """An ETA moved, or goodwill for a slip was offered (the update carries it). A review that kept the date (an
+    overdue ETA already where the review puts it) tells the customer nothing."""
     if isinstance(event, DiscountOffered):
         return event.cause == "eta_slipped"
-    return isinstance(event, BackorderEtaChanged)
+    return isinstance(event, BackorderEtaChanged) and event.estimated_ship_date != event.previous_estimated_ship_date
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,11 @@ def test_an_eta_move_and_goodwill_for_a_slip_call_for_the_eta_update_but_goodwil
     wait = DiscountOffered(order_id="o1", code="X", percent=10, cause="long_wait", reason="long")
     move = BackorderEtaChanged(order_id="o1", sku="LAMP", quantity=2, previous_estimated_ship_date=ETA,
                                estimated_ship_date=LATER)
+    # A review that kept the date (inventory records it; the customer has nothing to learn).
+    kept = move.model_copy(update={"estimated_ship_date": ETA, "overdue_on": ETA})
 
-    assert [domain.calls_for_eta_update(e) for e in (move, slip, wait, backordered())] == [True, True, False, False]
+    assert [domain.calls_for_eta_update(e) for e in (move, slip, wait, backordered(), kept)] == [
+        True, True, False, False, False]
 
 
 def test_the_eta_update_tells_each_waiting_line_its_latest_eta_and_the_discount_and_nothing_when_none_waits():

@@ -75,7 +75,10 @@ def lead_time_changed(draft: Sku, today: date) -> list[Event]:
     moved = [change if change.estimated_ship_date >= today
              else change.model_copy(update={"estimated_ship_date": credible, "overdue_on": today})
              for change in eta_changes(draft, None)]
-    return events + apply(draft, [m for m in moved if m.estimated_ship_date != m.previous_estimated_ship_date])
+    # An overdue move is kept even when its date stays (it already was today plus the lead time): it records
+    # the review, without which the next walk of the queue would compute the day already past again.
+    return events + apply(draft, [m for m in moved
+                                  if m.estimated_ship_date != m.previous_estimated_ship_date or m.overdue_on])
 
 
 def _changed(state: Sku, change: Event, today: date | None = None) -> list[Event]:
