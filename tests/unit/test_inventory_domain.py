@@ -479,6 +479,8 @@ def partial_view(state: Sku, head_rows: int, named: set[str]) -> Sku:
 @example([("order", 3, True), ("day", 5, True), ("day", 5, True), ("lead_time", 5, True)], 0)
 # A lead time learned down to 0 the day after one of 1: the ETA stays today, and the review is recorded.
 @example([("order", 1, True), ("learn", 1, 0), ("day", 1, True), ("learn", 0, 0)], 0)
+# A reservation revoked the day after the lead time fell to 0 joins a backorder placed the day before: told today.
+@example([("order", 2, True), ("receive", 1, False), ("lead_time", 0, True), ("day", 1, True), ("count", 0, True)], 0)
 def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_the_state(script, window):
     state = product()
     events = []

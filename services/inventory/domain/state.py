@@ -236,10 +236,11 @@ def evolve(state: Sku, event: Event) -> Sku:
                 _drop_backorder(state, event.order_id)
             state.front_seq -= 1
             placed_on = min(waiting.placed_on, event.revoked_on) if waiting else event.revoked_on
+            # Told its ETA the day of the revocation: no later walk of the queue may promise it a day before that
+            # (the order waited since an earlier day, when a shorter lead time would have given one).
             _put_backorder(state, Backorder(event.order_id, event.quantity + (waiting.quantity if waiting else 0),
                                             state.front_seq, state.removed_units, placed_on, event.estimated_ship_date,
-                                            waiting.reviewed_on if waiting else event.revoked_on,
-                                            waiting.fallback_eta if waiting else event.estimated_ship_date),
+                                            event.revoked_on, event.estimated_ship_date),
                            at_head=True)
     return state
 
