@@ -74,12 +74,12 @@ USE_CASES: dict[type[BaseModel], Callable[[BaseModel, date], list[Step]]] = {
     OrderShipped: ship_order,
     RegisterProduct: per_sku(products.register_product, dated=True),
     UpdateProduct: per_sku(products.update_product, dated=True),
-    DiscontinueProduct: per_sku(products.discontinue_product),
+    DiscontinueProduct: per_sku(products.discontinue_product, dated=True),
     ReceiveStock: per_sku(allocation.receive_stock),
     AdjustStock: count_stock,
     ExpectReplenishment: per_sku(supply.expect_replenishment, dated=True),
     RescheduleReplenishment: per_sku(supply.reschedule_replenishment, dated=True),
-    CancelReplenishment: per_sku(supply.cancel_replenishment),
+    CancelReplenishment: per_sku(supply.cancel_replenishment, dated=True),
 }
 
 

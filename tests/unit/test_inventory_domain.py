@@ -246,7 +246,7 @@ def test_discontinuing_keeps_backorders_that_expected_stock_will_fill_and_cancel
     expect(state, "p1", 3, date(2026, 12, 1))
     for order_id in ("o1", "o2", "o3"):
         allocate(state, order_id, 2)
-    events = run(state, products.discontinue_product, DiscontinueProduct(sku="A", reason="supplier closed"))
+    events = run(state, products.discontinue_product, DiscontinueProduct(sku="A", reason="supplier closed"), TODAY)
     why = "Anvil is discontinued: supplier closed"
     assert events[1:] == [
         BackorderCancelled(order_id="o2", sku="A", quantity=1, remaining=1),
@@ -265,8 +265,8 @@ def test_cancelling_the_purchase_order_of_a_discontinued_product_cancels_without
     state = product()
     expect(state, "p1", 2, date(2026, 12, 1))
     allocate(state, "o1", 2)
-    run(state, products.discontinue_product, DiscontinueProduct(sku="A"))
-    events = run(state, supply.cancel_replenishment, CancelReplenishment(po_id="p1", sku="A"))
+    run(state, products.discontinue_product, DiscontinueProduct(sku="A"), TODAY)
+    events = run(state, supply.cancel_replenishment, CancelReplenishment(po_id="p1", sku="A"), TODAY)
     assert not [e for e in events if isinstance(e, (BackorderEtaChanged, DiscountOffered))]
     assert BackorderCancelled(order_id="o1", sku="A", quantity=2, remaining=0) in events
 
@@ -276,7 +276,7 @@ def test_a_short_named_receipt_of_a_discontinued_product_cancels_without_telling
     expect(state, "p1", 4, date(2026, 12, 1))
     allocate(state, "o1", 2)
     allocate(state, "o2", 2)
-    run(state, products.discontinue_product, DiscontinueProduct(sku="A"))
+    run(state, products.discontinue_product, DiscontinueProduct(sku="A"), TODAY)
     events = receive(state, 2, po_id="p1")
     assert not [e for e in events if isinstance(e, BackorderEtaChanged)]
     assert BackorderCancelled(order_id="o2", sku="A", quantity=2, remaining=0) in events
@@ -321,7 +321,7 @@ def test_a_count_on_a_discontinued_product_cancels_what_nothing_will_fill_as_a_c
         receive(state, 3)
         allocate(state, "o1", 3)
         count = AdjustStock(sku="A", counted_quantity=1, reason="broken")
-        steps = [(products.discontinue_product, DiscontinueProduct(sku="A")), (allocation.adjust_stock, count, TODAY)]
+        steps = [(products.discontinue_product, DiscontinueProduct(sku="A"), TODAY), (allocation.adjust_stock, count, TODAY)]
         cancelled = []
         for decide, *args in (steps if discontinue_first else steps[::-1]):
             cancelled += [(e.order_id, e.quantity) for e in run(state, decide, *args) if isinstance(e, BackorderCancelled)]
@@ -425,11 +425,11 @@ def decision(state: Sku, i: int, kind: str, quantity: int, flag, today: date):
         case "order":
             return lambda s: allocation.allocate(s, order(f"o{i}", quantity, allow_backorder=flag), quantity, today)
         case "cancel_po":
-            return lambda s: supply.cancel_replenishment(s, CancelReplenishment(po_id=f"p{quantity}", sku="A"))
+            return lambda s: supply.cancel_replenishment(s, CancelReplenishment(po_id=f"p{quantity}", sku="A"), today)
         case "lead_time":
             return lambda s: products.update_product(s, UpdateProduct(sku="A", lead_time_days=quantity), today)
         case "discontinue":
-            return lambda s: products.discontinue_product(s, DiscontinueProduct(sku="A"))
+            return lambda s: products.discontinue_product(s, DiscontinueProduct(sku="A"), today)
         case "count":
             return lambda s: allocation.adjust_stock(s, AdjustStock(sku="A", counted_quantity=quantity, reason="c"), today)
         case "reschedule":
@@ -481,6 +481,10 @@ def partial_view(state: Sku, head_rows: int, named: set[str]) -> Sku:
 @example([("order", 1, True), ("learn", 1, 0), ("day", 1, True), ("learn", 0, 0)], 0)
 # A reservation revoked the day after the lead time fell to 0 joins a backorder placed the day before: told today.
 @example([("order", 2, True), ("receive", 1, False), ("lead_time", 0, True), ("day", 1, True), ("count", 0, True)], 0)
+# A product discontinued the day after the purchase order that fills part of a backorder was due.
+@example([("order", 2, True), ("expect", 1, 0), ("day", 1, True), ("discontinue", 0, True)], 0)
+# A purchase order cancelled after the lead time fell: what it covered rests on the lead time, not a past day.
+@example([("order", 1, True), ("expect", 1, 1), ("lead_time", 0, True), ("day", 1, True), ("cancel_po", 1, True)], 0)
 def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_the_state(script, window):
     state = product()
     events = []

@@ -69,7 +69,7 @@ def test_a_count_on_a_discontinued_product_tells_each_revoked_order_one_eta_and_
     apply(state, allocation.allocate(state, order("o1", 3), 3, DAY))
     apply(state, supply.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=1,
                                                                         expected_on=DAY + timedelta(days=3)), DAY))
-    apply(state, products.discontinue_product(state, DiscontinueProduct(sku="A")))
+    apply(state, products.discontinue_product(state, DiscontinueProduct(sku="A"), DAY))
     events = allocation.adjust_stock(state, AdjustStock(sku="A", counted_quantity=0, reason="theft"), DAY)
     told = [(type(e).__name__, e.estimated_ship_date) for e in events
             if isinstance(e, (ReservationRevoked, BackorderEtaChanged)) and e.order_id == "o1"]

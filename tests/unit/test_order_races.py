@@ -104,7 +104,7 @@ def test_units_the_order_shipped_are_not_also_cancelled_and_refunded_by_a_discon
     s = Script(("A", 2, Decimal("5.00")))
     s.inventory(apply(inv, allocation.allocate(inv, s.events[0], 2, DAY))[0])
     s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))
-    apply(inv, products.discontinue_product(inv, DiscontinueProduct(sku="A")))
+    apply(inv, products.discontinue_product(inv, DiscontinueProduct(sku="A"), DAY))
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
     assert apply(inv, allocation.ship(inv, "o1", 2)) == []                      # inventory ships nothing
     for event in revoked:

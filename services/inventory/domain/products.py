@@ -6,7 +6,7 @@ from datetime import date
 from contracts.commands import DiscontinueProduct, RegisterProduct, UpdateProduct
 from contracts.events import Event, ProductDiscontinued, ProductRegistered, ProductUpdated
 from services.inventory.domain.state import Refused, Sku, apply
-from services.inventory.domain.supply import after_supply_changed, lead_time_changed
+from services.inventory.domain.supply import after_supply_changed, lead_time_changed, overdue_rescheduled
 
 
 def register_product(state: Sku, cmd: RegisterProduct, today: date) -> list[Event]:
@@ -19,7 +19,7 @@ def register_product(state: Sku, cmd: RegisterProduct, today: date) -> list[Even
         raise Refused(f"RegisterProduct for {cmd.sku}: the product is discontinued, and that is final")
     draft = state.draft()
     # Discontinued first: what it cancels is not told a new lead time's slip a moment before.
-    events = apply(draft, discontinue_product(draft, DiscontinueProduct(sku=cmd.sku))) if cmd.discontinued else []
+    events = apply(draft, discontinue_product(draft, DiscontinueProduct(sku=cmd.sku), today)) if cmd.discontinued else []
     return events + _update(draft, UpdateProduct(sku=cmd.sku, **facts), today)
 
 
@@ -40,13 +40,16 @@ def _update(draft: Sku, cmd: UpdateProduct, today: date) -> list[Event]:
     return events + (lead_time_changed(draft, today) if lead_time_moved else after_supply_changed(draft, draft.supply))
 
 
-def discontinue_product(state: Sku, cmd: DiscontinueProduct) -> list[Event]:
+def discontinue_product(state: Sku, cmd: DiscontinueProduct, today: date) -> list[Event]:
     """No new backorders. Waiting ones that purchase orders already expected will fill keep waiting; the
-    units they cannot fill are cancelled, and the customers told why."""
+    units they cannot fill are cancelled, and the customers told why. A purchase order already overdue is
+    expected where the daily review would expect it first: what it still fills is not promised a past day."""
     if state.product is None:
         raise Refused(f"DiscontinueProduct for {cmd.sku}: no such product")
     if state.product.discontinued:
         return []
     draft = state.draft()
+    reach = draft.supply
     events = apply(draft, [ProductDiscontinued(sku=cmd.sku, reason=cmd.reason)])
-    return events + after_supply_changed(draft, draft.supply, cmd.reason)
+    events += apply(draft, overdue_rescheduled(draft, today))
+    return events + after_supply_changed(draft, reach, cmd.reason)

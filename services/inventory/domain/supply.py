@@ -42,10 +42,10 @@ def reschedule_replenishment(state: Sku, cmd: RescheduleReplenishment, today: da
     return _changed(state, ReplenishmentRescheduled(**cmd.model_dump()), today)
 
 
-def cancel_replenishment(state: Sku, cmd: CancelReplenishment) -> list[Event]:
+def cancel_replenishment(state: Sku, cmd: CancelReplenishment, today: date) -> list[Event]:
     if not any(r.po_id == cmd.po_id for r in state.replenishments):
         return []
-    return _changed(state, ReplenishmentCancelled(**cmd.model_dump()))
+    return _changed(state, ReplenishmentCancelled(**cmd.model_dump()), today)
 
 
 def _credible(cmd: ExpectReplenishment | RescheduleReplenishment, today: date) -> None:
@@ -71,14 +71,7 @@ def lead_time_changed(draft: Sku, today: date) -> list[Event]:
     shorter lead time never promises a day already past (a backorder placed long before): such an ETA moves
     where the daily review would move it, today plus the lead time."""
     events = apply(draft, cancel_uncovered(draft))
-    credible = today + draft.lead_time
-    moved = [change if change.estimated_ship_date >= today
-             else change.model_copy(update={"estimated_ship_date": credible, "overdue_on": today})
-             for change in eta_changes(draft, None)]
-    # An overdue move is kept even when its date stays (it already was today plus the lead time): it records
-    # the review, without which the next walk of the queue would compute the day already past again.
-    return events + apply(draft, [m for m in moved
-                                  if m.estimated_ship_date != m.previous_estimated_ship_date or m.overdue_on])
+    return events + apply(draft, eta_changes(draft, None, today))
 
 
 def _changed(state: Sku, change: Event, today: date | None = None) -> list[Event]:
@@ -89,30 +82,37 @@ def _changed(state: Sku, change: Event, today: date | None = None) -> list[Event
     reach = draft.supply
     events = apply(draft, [change])
     if today:
-        events += apply(draft, _overdue_rescheduled(draft, today))
-    return events + after_supply_changed(draft, reach)
+        events += apply(draft, overdue_rescheduled(draft, today))
+    return events + after_supply_changed(draft, reach, today=today)
 
 
-def after_supply_changed(draft: Sku, reach: int | None, reason: str | None = None, etas_move: bool = True
-                         ) -> list[Event]:
+def after_supply_changed(draft: Sku, reach: int | None, reason: str | None = None, etas_move: bool = True,
+                         today: date | None = None) -> list[Event]:
     """What supply no longer covers of a discontinued product is cancelled first (nobody is told a slip for
     units being cancelled); then the ETAs of what still waits move. `reach`: see `eta_changes`."""
     events = apply(draft, cancel_uncovered(draft, reason))
     if not etas_move and not events:
         return events
-    return events + apply(draft, eta_changes(draft, reach))
+    return events + apply(draft, eta_changes(draft, reach, today))
 
 
-def eta_changes(state: Sku, reach: int | None) -> list[Event]:
+def eta_changes(state: Sku, reach: int | None, today: date | None = None) -> list[Event]:
     """BackorderEtaChanged for each waiting backorder whose ETA moved. Only the first `reach` units of the
     queue (as covered before the change), or those supply covers now, can have moved; beyond, ETAs rest on
-    the lead time as they did. `reach=None` walks the whole queue (the lead time changed)."""
-    return [
-        BackorderEtaChanged(order_id=b.order_id, sku=state.sku, quantity=b.quantity,
-                            previous_estimated_ship_date=b.eta, estimated_ship_date=eta)
-        for b, eta in etas(state, reach)
-        if eta != b.eta
-    ]
+    the lead time as they did. `reach=None` walks the whole queue (the lead time changed). With `today`, an
+    ETA that would be a day already past (a lead time shortened since the backorder was placed) moves where
+    the daily review would move it, today plus the lead time: an overdue move, kept even when the date stays,
+    as it records the review, without which the next walk would compute the past day again."""
+    changes = []
+    for b, eta in etas(state, reach):
+        overdue_on = None
+        if today and eta < today:
+            eta, overdue_on = today + state.lead_time, today
+        if eta != b.eta or overdue_on:
+            changes.append(BackorderEtaChanged(order_id=b.order_id, sku=state.sku, quantity=b.quantity,
+                                               previous_estimated_ship_date=b.eta, estimated_ship_date=eta,
+                                               overdue_on=overdue_on))
+    return changes
 
 
 def etas(state: Sku, reach: int | None) -> Iterator[tuple[Backorder, date]]:
@@ -181,7 +181,7 @@ def reschedule_overdue(state: Sku, today: date) -> list[Event]:
     """Purchase orders that did not come by their date are expected today plus the lead time; the ETAs
     resting on them move with them. The review does this, and so does the first backorder of the day that
     would otherwise be promised a date before those ahead of it."""
-    late = _overdue_rescheduled(state, today)
+    late = overdue_rescheduled(state, today)
     if not late:
         return []
     draft = state.draft()
@@ -189,7 +189,7 @@ def reschedule_overdue(state: Sku, today: date) -> list[Event]:
     return apply(draft, late) + eta_changes(draft, reach)
 
 
-def _overdue_rescheduled(state: Sku, today: date) -> list[Event]:
+def overdue_rescheduled(state: Sku, today: date) -> list[Event]:
     return [ReplenishmentRescheduled(po_id=r.po_id, sku=state.sku, expected_on=today + state.lead_time, overdue_on=today)
             for r in state.replenishments if r.expected_on < today]
 
