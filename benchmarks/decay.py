@@ -7,7 +7,9 @@ and their ratio (the issue's target: within 10%).
 
 The stores are filled by the services themselves, never by SQL: the measured load (same orders, SKUs and stock)
 is sent again and again, each round waiting until every order was mailed, and each round's figures are printed,
-which shows any decay as it sets in."""
+which shows any decay as it sets in. Each round and measurement also prints the pages PostgreSQL read in per
+order (not found in its shared buffers), and the largest tables and indexes are printed before the second
+measurement: whether a working set outgrowing shared_buffers explains a decay."""
 
 import argparse
 import asyncio
@@ -23,15 +25,27 @@ from benchmarks.throughput import Load, Run, arguments, load_average, measured, 
 from infra import STATE
 
 ORDERS_IN_STORE = "SELECT count(*) FROM order_service.orders"
+# Pages each measured window needed: found in PostgreSQL's shared buffers, or read in (from the OS's cache or
+# the disk). A working set outgrowing shared_buffers shows as reads per order rising.
+BUFFERS = "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()"
+LARGEST = """
+SELECT n.nspname || '.' || c.relname AS name, c.relkind, pg_relation_size(c.oid) AS bytes
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname LIKE '%_service' AND c.relkind IN ('r', 'i') ORDER BY bytes DESC LIMIT 12
+"""
 EVENTS_IN_STORES = ("SELECT (SELECT count(*) FROM order_service.events) + (SELECT count(*) FROM inventory_service.events)"
                     " + (SELECT count(*) FROM notification_service.events)")
 
 
-async def measure(label: str, stack, load: Load, args: argparse.Namespace) -> Run:
+async def measure(label: str, stack, load: Load, args: argparse.Namespace, books: asyncpg.Connection) -> Run:
     await load.set_up()
+    hit, read = await books.fetchrow(BUFFERS)
     run, cost_table = await measured(stack, load, args.orders, args.rate, args.timeout)
+    hit_after, read_after = await books.fetchrow(BUFFERS)
     print(f"\n{label} ({load_average()})")
     print("\n".join(f"  {line}" for line in report(run)))
+    print(f"  PostgreSQL pages per order: {(hit_after - hit) / args.orders:.1f} found in shared buffers, "
+          f"{(read_after - read) / args.orders:.2f} read in (shared_buffers {await books.fetchval('SHOW shared_buffers')})")
     print("\n".join(f"  {line}" for line in cost_table.splitlines()))
     return run
 
@@ -44,20 +58,25 @@ async def main(args: argparse.Namespace) -> None:
         books = await asyncpg.connect(stack.admin_url)
         async with Load(stack.bootstrap_servers, {}, args.skus, args.stock) as load:
             await warm_up(load, args.warm_up, args.timeout)
-            fresh = await measure("fresh stack", stack, load, args)
+            fresh = await measure("fresh stack", stack, load, args, books)
             began = time.monotonic()
             in_store = await books.fetchval(ORDERS_IN_STORE)
             while in_store < args.orders_in_store:
                 await load.set_up()
+                _, read = await books.fetchrow(BUFFERS)
                 round_ = await load.run(min(args.orders, args.orders_in_store - in_store), 0, args.timeout)
-                in_store = await books.fetchval(ORDERS_IN_STORE)
+                in_store, (_, read_after) = await books.fetchval(ORDERS_IN_STORE), await books.fetchrow(BUFFERS)
                 elapsed = time.monotonic() - began
                 print(f"  {in_store:>10,} orders in the store after {elapsed:7.0f} s: this round "
                       f"{round_.rate(round_.allocated_at):,.0f} allocated/s, {round_.rate(round_.status_at):,.0f} "
-                      f"to a status/s, {round_.rate(round_.mailed_at):,.0f} mailed/s ({load_average()})", flush=True)
+                      f"to a status/s, {round_.rate(round_.mailed_at):,.0f} mailed/s, {(read_after - read) / round_.orders:.2f} "
+                      f"pages read in per order ({load_average()})", flush=True)
             events = await books.fetchval(EVENTS_IN_STORES)
             print(f"\nthe stores now hold {in_store:,} orders and {events:,} events")
-            filled = await measure(f"with {in_store:,} orders in the stores", stack, load, args)
+            print("the largest tables (r) and indexes (i):")
+            for name, kind, size in await books.fetch(LARGEST):
+                print(f"  {size / 2**20:8,.1f} MiB  {kind}  {name}")
+            filled = await measure(f"with {in_store:,} orders in the stores", stack, load, args, books)
         await books.close()
     print("\nafter / fresh")
     for what, attribute in (("allocated", "allocated_at"), ("to a status", "status_at"), ("mailed", "mailed_at")):
