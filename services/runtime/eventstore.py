@@ -17,8 +17,9 @@ from contracts.events import Event
 State = TypeVar("State", bound=BaseModel)
 log = structlog.get_logger()
 
-# Appends take this lock (per schema) until commit, before their rows are given positions, so positions
-# become visible in commit order and the relay, reading past its cursor, can never skip a row that commits late.
+# Every insert into events takes this lock (per schema) until commit, before its rows are given positions (a
+# trigger, runtime migration 004), so positions become visible in commit order and the relay, reading past its
+# cursor, can never skip a row that commits late. A rebuild takes it to hold appends off.
 LOCK_APPENDS = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.events'))"
 COLUMNS = ("stream_id", "version", "event_id", "type", "data", "correlation_id", "causation_id", "traceparent")
 LOCK_SNAPSHOTS = """
@@ -116,8 +117,7 @@ async def append(conn: asyncpg.Connection, events: list[NewEvent]) -> None:
          e.event.__pydantic_serializer__.to_json(e.event).decode(), e.correlation_id, e.causation_id, e.traceparent)
         for e, event_id in zip(events, new_event_ids(len(events)))
     ]
-    await lock_appends(conn)
-    try:
+    try:  # the insert waits its turn (LOCK_APPENDS) before its rows get positions
         await conn.copy_records_to_table("events", records=records, columns=COLUMNS)
     except asyncpg.UniqueViolationError as error:
         raise ConcurrencyError(str(error)) from error

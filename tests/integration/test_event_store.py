@@ -1,5 +1,6 @@
 """The event store on real PostgreSQL: optimistic concurrency, snapshots, SKU rows, and rebuilt projections."""
 
+import asyncio
 from datetime import date, timedelta
 from functools import partial
 
@@ -23,7 +24,7 @@ from services.inventory.app import SERVICE as INVENTORY
 from services.order import handlers as orders
 from services.order.app import SERVICE as ORDER
 from services.order.domain.state import Order, evolve
-from services.runtime.eventstore import ConcurrencyError, Streams
+from services.runtime.eventstore import ConcurrencyError, NewEvent, Streams, append
 from tests.integration.helpers import message
 
 TODAY = date(2026, 11, 25)
@@ -149,3 +150,39 @@ async def test_goodwill_review_offers_a_discount_once_to_orders_that_waited_long
     offered = await pool.fetch("SELECT stream_id, data FROM events WHERE type = 'DiscountOffered'")
     assert [r["stream_id"] for r in offered] == ["long"]
     assert '"cause": "long_wait"' in offered[0]["data"] and '"percent": 15' in offered[0]["data"]
+
+
+async def test_an_append_waits_for_an_earlier_one_to_commit_so_positions_appear_in_commit_order(pools):
+    """The relay reads past its cursor: a row given a lower position that committed later would be skipped."""
+    pool = await pools("order")
+    first, second = await pool.acquire(), await pool.acquire()
+    try:
+        earlier = first.transaction()
+        await earlier.start()
+        await append(first, [placed("A")])
+        later = asyncio.create_task(_append_in_transaction(second, placed("B")))
+        waiting = "SELECT wait_event FROM pg_stat_activity WHERE pid = $1"
+        second_pid = second.get_server_pid()
+        for _ in range(100):  # until the second insert waits on the append lock
+            if await pool.fetchval(waiting, second_pid) == "advisory":
+                break
+            await asyncio.sleep(0.05)
+        assert await pool.fetchval(waiting, second_pid) == "advisory"
+        assert not later.done()
+        await earlier.commit()
+        await later
+    finally:
+        await pool.release(first)
+        await pool.release(second)
+    assert [r["stream_id"] for r in await pool.fetch("SELECT stream_id FROM events ORDER BY position")] == ["A", "B"]
+
+
+def placed(order_id: str) -> NewEvent:
+    event = OrderPlaced(order_id=order_id, customer_id="c", customer_email="c@example.com",
+                        lines=[OrderLine(sku="S", quantity=1)])
+    return NewEvent(order_id, 1, event, order_id, order_id)
+
+
+async def _append_in_transaction(conn, event: NewEvent) -> None:
+    async with conn.transaction():
+        await append(conn, [event])
