@@ -29,7 +29,7 @@ ORDERS_IN_STORE = "SELECT count(*) FROM order_service.orders"
 # the disk). A working set outgrowing shared_buffers shows as reads per order rising.
 BUFFERS = "SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()"
 LARGEST = """
-SELECT n.nspname || '.' || c.relname AS name, c.relkind, pg_relation_size(c.oid) AS bytes
+SELECT n.nspname || '.' || c.relname AS name, c.relkind::text, pg_relation_size(c.oid) AS bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname LIKE '%_service' AND c.relkind IN ('r', 'i') ORDER BY bytes DESC LIMIT 12
 """
