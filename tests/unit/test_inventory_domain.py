@@ -58,7 +58,7 @@ def order(order_id: str, quantity: int, sku="A", allow_backorder=True) -> OrderP
 
 
 def receive(state: Sku, quantity: int, receipt_id="r1", po_id=None):
-    return run(state, allocation.receive_stock, ReceiveStock(receipt_id=receipt_id, sku=state.sku, quantity=quantity, po_id=po_id))
+    return run(state, allocation.receive_stock, ReceiveStock(receipt_id=receipt_id, sku=state.sku, quantity=quantity, po_id=po_id), TODAY)
 
 
 def allocate(state: Sku, order_id: str, quantity: int, today=TODAY, **kw):
@@ -203,7 +203,7 @@ def test_cancelling_releases_reserved_stock_and_the_backorder_and_freed_stock_fi
     receive(state, 3, receipt_id="r2")
     allocate(state, "o1", 5)  # 3 reserved, 2 backordered
     allocate(state, "o2", 1)  # backordered behind o1
-    events = run(state, allocation.cancel, "o1")
+    events = run(state, allocation.cancel, "o1", TODAY)
     assert events[:2] == [
         BackorderCancelled(order_id="o1", sku="A", quantity=2),
         StockReleased(order_id="o1", sku="A", quantity=3, backorder_cancelled=2, kept=0),
@@ -216,7 +216,7 @@ def test_cancelling_keeps_units_already_filled_from_a_receipt():
     state = product()
     allocate(state, "o1", 2)
     receive(state, 2)
-    assert run(state, allocation.cancel, "o1") == [
+    assert run(state, allocation.cancel, "o1", TODAY) == [
         StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=2)]
     assert state.reserved == 2
 
@@ -225,9 +225,9 @@ def test_shipping_takes_units_out_of_stock_and_closes_the_reservation():
     state = product()
     receive(state, 5)
     allocate(state, "o1", 3)
-    assert run(state, allocation.ship, "o1", 2) == [StockShipped(sku="A", order_id="o1", quantity=2, reserved=1)]
+    assert run(state, allocation.ship, "o1", 2, TODAY) == [StockShipped(sku="A", order_id="o1", quantity=2, reserved=1)]
     assert (state.on_hand, state.reserved, state.reservations["o1"].held) == (3, 1, 1)
-    run(state, allocation.ship, "o1", 1)
+    run(state, allocation.ship, "o1", 1, TODAY)
     assert (state.on_hand, state.reserved, "o1" in state.reservations) == (2, 0, False)
 
 
@@ -436,13 +436,13 @@ def decision(state: Sku, i: int, kind: str, quantity: int, flag, today: date):
             return lambda s: supply.reschedule_replenishment(
                 s, RescheduleReplenishment(po_id=f"p{quantity}", sku="A", expected_on=TODAY + timedelta(days=flag)), today)
         case "cancel":
-            return lambda s: allocation.cancel(s, f"o{quantity}")
+            return lambda s: allocation.cancel(s, f"o{quantity}", today)
         case "ship":
             held = state.reservations.get(f"o{quantity}")
-            return lambda s: allocation.ship(s, f"o{quantity}", min(flag, held.held)) if held else []
+            return lambda s: allocation.ship(s, f"o{quantity}", min(flag, held.held), today) if held else []
         case "receive":
             return lambda s: allocation.receive_stock(
-                s, ReceiveStock(receipt_id=f"r{i}", sku="A", quantity=quantity, po_id="p0" if flag else None))
+                s, ReceiveStock(receipt_id=f"r{i}", sku="A", quantity=quantity, po_id="p0" if flag else None), today)
         case "review":  # the store names the backorders whose ETA passed
             overdue = [b.order_id for b in state.head() if b.eta < today]
             return lambda s: supply.review_overdue(s, today, overdue)
@@ -485,6 +485,15 @@ def partial_view(state: Sku, head_rows: int, named: set[str]) -> Sku:
 @example([("order", 2, True), ("expect", 1, 0), ("day", 1, True), ("discontinue", 0, True)], 0)
 # A purchase order cancelled after the lead time fell: what it covered rests on the lead time, not a past day.
 @example([("order", 1, True), ("expect", 1, 1), ("lead_time", 0, True), ("day", 1, True), ("cancel_po", 1, True)], 0)
+# A cancellation, after the purchase order covering the backorder behind was due, moves it up onto that PO.
+@example([("expect", 2, 6), ("order", 2, True), ("order", 2, True), ("day", 5, True), ("day", 5, True),
+          ("cancel", 1, True)], 0)
+# A short delivery of one purchase order, after the dates of the others and of the lead time passed.
+@example([("expect", 2, 6), ("expect", 2, 8), ("order", 2, True), ("order", 2, True), ("day", 5, True),
+          ("day", 5, True), ("day", 5, True), ("receive", 1, True)], 0)
+# A count, after the purchase order due for the reservation it revokes passed, moves the backorder behind it.
+@example([("receive", 2, False), ("expect", 2, 6), ("order", 2, True), ("order", 2, True), ("day", 5, True),
+          ("day", 5, True), ("day", 5, True), ("count", 0, True)], 0)
 def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_the_state(script, window):
     state = product()
     events = []

@@ -70,7 +70,7 @@ def test_a_store_cancellation_after_a_refused_request_does_not_carry_the_custome
 def _inventory(on_hand: int) -> Sku:
     state = Sku(sku="A")
     apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=5), DAY))
-    apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=on_hand)))
+    apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=on_hand), DAY))
     return state
 
 
@@ -86,8 +86,8 @@ def test_shipping_reserved_units_that_a_count_revoked_and_a_receipt_refilled_kee
     assert isinstance(shipped[0], OrderShipped)
     # Inventory, before the OrderShipped reaches it: a count finds 0, then a receipt of 2 arrives.
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
-    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=2)))
-    apply(inv, allocation.ship(inv, "o1", 2))                                   # the OrderShipped arrives
+    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=2), DAY))
+    apply(inv, allocation.ship(inv, "o1", 2, DAY))                              # the OrderShipped arrives
     for event in revoked + filled:
         if isinstance(event, (ReservationRevoked, BackorderFulfilled)):
             s.inventory(event)
@@ -106,7 +106,7 @@ def test_units_the_order_shipped_are_not_also_cancelled_and_refunded_by_a_discon
     s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))
     apply(inv, products.discontinue_product(inv, DiscontinueProduct(sku="A"), DAY))
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
-    assert apply(inv, allocation.ship(inv, "o1", 2)) == []                      # inventory ships nothing
+    assert apply(inv, allocation.ship(inv, "o1", 2, DAY)) == []                 # inventory ships nothing
     for event in revoked:
         if isinstance(event, (ReservationRevoked, StockReleased)):
             s.inventory(event)
@@ -171,7 +171,7 @@ def test_the_eta_carried_by_a_revocation_the_order_ignores_is_not_lost():
     assert s.order.line("A").eta == date(2026, 11, 28)
     s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))             # ships the reserved unit
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
-    shipped = apply(inv, allocation.ship(inv, "o1", 1))
+    shipped = apply(inv, allocation.ship(inv, "o1", 1, DAY))
     for event in revoked + shipped:
         if getattr(event, "order_id", None) == "o1" and not isinstance(event, StockShipped):
             s.inventory(event)
@@ -189,8 +189,8 @@ def test_a_count_crossing_a_shipment_and_a_refill_leaves_order_and_inventory_agr
         s.inventory(event)
     s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))             # ships the reserved unit
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
-    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=1)))
-    shipped = apply(inv, allocation.ship(inv, "o1", 1))                         # the shipment reaches inventory
+    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=1), DAY))
+    shipped = apply(inv, allocation.ship(inv, "o1", 1, DAY))               # the shipment reaches inventory
     for event in revoked + filled + shipped:
         if getattr(event, "order_id", None) == "o1":
             s.inventory(event)
