@@ -221,6 +221,14 @@ def test_cancelling_keeps_units_already_filled_from_a_receipt():
     assert state.reserved == 2
 
 
+def test_cancelling_an_order_that_holds_nothing_here_moves_nothing_even_with_a_purchase_order_overdue():
+    state = product()
+    expect(state, "p1", 2, TODAY)
+    allocate(state, "o1", 1, allow_backorder=False)  # refused: the order holds nothing of A
+    assert run(state, allocation.cancel, "o1", TODAY + timedelta(days=1)) == [
+        StockReleased(order_id="o1", sku="A", quantity=0, backorder_cancelled=0, kept=0)]
+
+
 def test_shipping_takes_units_out_of_stock_and_closes_the_reservation():
     state = product()
     receive(state, 5)

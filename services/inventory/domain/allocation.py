@@ -84,11 +84,12 @@ def cancel(state: Sku, order_id: str, today: date) -> list[Event]:
     events.append(StockReleased(order_id=order_id, sku=state.sku, quantity=held.from_stock if held else 0,
                                 backorder_cancelled=waiting.quantity if waiting else 0,
                                 kept=held.filled if held else 0))
-    # Beyond the supply-covered head, the units behind only move up among ETAs that rest on the lead time.
-    beyond_supply = waiting and draft.units_ahead_at_least(waiting) >= draft.supply
+    # Only a backorder leaving the supply-covered head moves the units behind onto purchase orders; beyond it they
+    # move up among ETAs that rest on the lead time, and an order that waits for nothing here moves nothing.
+    within_supply = waiting and draft.units_ahead_at_least(waiting) < draft.supply
     releases_stock = held and held.from_stock  # which fills the head
     reach = draft.supply
-    return apply(draft, events) + settle(draft, reach, today, etas_move=not beyond_supply or bool(releases_stock))
+    return apply(draft, events) + settle(draft, reach, today, etas_move=bool(within_supply or releases_stock))
 
 
 def ship(state: Sku, order_id: str, quantity: int, today: date) -> list[Event]:
