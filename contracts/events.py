@@ -119,10 +119,11 @@ class OrderBackordered(Event):
 
 
 class OrderReadyToShip(Event):
-    """Every backordered unit has been filled; the order ships expedited."""
+    """Every backordered unit has been filled; the order ships expedited; `rejected_lines` could not be ordered."""
 
     order_id: str
     expedited: bool = True
+    rejected_lines: list[RejectedLine] = []
 
 
 class OrderStatusChanged(Event):

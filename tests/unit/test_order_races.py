@@ -1,8 +1,12 @@
 """Races between the order's view and inventory's: a refused cancellation answered once, a count crossing a
 shipment, a refusal crossing a cancellation, a partial cancellation that changes the status."""
 
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from itertools import combinations_with_replacement
+
+import pytest
 
 from contracts.commands import (
     AdjustStock,
@@ -19,7 +23,9 @@ from contracts.events import (
     BackorderFulfilled,
     CancellationRefused,
     OrderCancelled,
+    OrderBackordered,
     OrderConfirmed,
+    OrderReadyToShip,
     OrderPlaced,
     OrderRejected,
     OrderShipped,
@@ -202,3 +208,77 @@ def test_a_count_crossing_a_shipment_and_a_refill_leaves_order_and_inventory_agr
     for event in s.events:
         rebuilt = evolve(rebuilt, event)
     assert s.order.status == "backordered" and rebuilt == s.order
+
+
+# What inventory tells of one line of 2 units, in the order it tells it, and where the line ends.
+LINE_OUTCOMES = {
+    "reserved": ([StockReserved(order_id="o1", sku="{sku}", quantity=2)], "holds"),
+    "backordered": ([BackorderCreated(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY,
+                                      backordered_on=DAY)], "waits"),
+    "split": ([StockReserved(order_id="o1", sku="{sku}", quantity=1),
+               BackorderCreated(order_id="o1", sku="{sku}", quantity=1, estimated_ship_date=DAY, backordered_on=DAY)],
+              "waits"),
+    "filled": ([BackorderCreated(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY, backordered_on=DAY),
+                BackorderFulfilled(order_id="o1", sku="{sku}", quantity=2, remaining=0)], "filled"),
+    "unknown": ([OutOfStock(order_id="o1", sku="{sku}", quantity=2, reason="unknown_sku", message="not sold")],
+                "rejected"),
+    "discontinued": ([OutOfStock(order_id="o1", sku="{sku}", quantity=2, reason="discontinued", message="gone")],
+                     "rejected"),
+    # Backordered, then discontinued with nothing expected to fill it: the store cancels it.
+    "store_cancelled": ([BackorderCreated(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY,
+                                          backordered_on=DAY),
+                         StockReleased(order_id="o1", sku="{sku}", quantity=0, backorder_cancelled=2, kept=0,
+                                       reason="{sku} is discontinued", requested=False)], "cancelled"),
+}
+
+
+def _told(sku: str, kind: str) -> list:
+    events, _ = LINE_OUTCOMES[kind]
+    return [e.model_copy(update={k: v.replace("{sku}", sku) for k, v in e.model_dump().items()
+                                 if isinstance(v, str) and "{sku}" in v}) for e in events]
+
+
+def _interleavings(queues: list[list]) -> Iterator[list]:
+    """Every merge of the queues that keeps each queue's own order (one partition per SKU)."""
+    if not any(queues):
+        yield []
+        return
+    for i, queue in enumerate(queues):
+        if queue:
+            for rest in _interleavings(queues[:i] + [queue[1:]] + queues[i + 1:]):
+                yield [queue[0]] + rest
+
+
+STATUS_EVENTS = {"backordered": "OrderBackordered", "cancelled": "OrderCancelled", "rejected": "OrderRejected",
+                 "ready_to_ship": "OrderReadyToShip", "confirmed": "OrderConfirmed"}
+
+
+def _expected_status(ends: list[str]) -> str:
+    if "waits" in ends:
+        return "backordered"
+    if all(end in ("rejected", "cancelled") for end in ends):
+        return "cancelled" if "cancelled" in ends else "rejected"
+    return "ready_to_ship" if "filled" in ends else "confirmed"
+
+
+@pytest.mark.parametrize("kinds", list(combinations_with_replacement(sorted(LINE_OUTCOMES), 3)) +
+                         list(combinations_with_replacement(sorted(LINE_OUTCOMES), 2)), ids=str)
+def test_an_order_of_several_skus_ends_in_the_same_right_status_whichever_order_their_outcomes_arrive_in(kinds):
+    skus = [f"S{i}" for i in range(len(kinds))]
+    expected = _expected_status([LINE_OUTCOMES[kind][1] for kind in kinds])
+    refused = {sku for sku, kind in zip(skus, kinds) if LINE_OUTCOMES[kind][1] == "rejected"}
+    for arrival in _interleavings([_told(sku, kind) for sku, kind in zip(skus, kinds)]):
+        s = Script(*[(sku, 2, Decimal("5.00")) for sku in skus])
+        for event in arrival:
+            s.inventory(event)
+        assert s.order.status == s.order.announced == expected, (arrival, s.order)
+        told = [e for e in s.events if isinstance(e, (OrderConfirmed, OrderBackordered, OrderReadyToShip, OrderRejected))
+                or isinstance(e, OrderCancelled) and e.whole_order]
+        # The status is told when every line is decided, naming the refused lines; an order whose lines all
+        # ended where inventory first put them hears it once.
+        assert type(told[-1]).__name__ == STATUS_EVENTS[expected], (told, arrival)
+        named = told[-1].lines if isinstance(told[-1], OrderRejected) else told[-1].rejected_lines
+        assert {line.sku for line in named} == refused, (told, arrival)
+        if not {"filled", "store_cancelled"} & set(kinds):
+            assert len(told) == 1, (told, arrival)
+        assert s.rebuilt() == s.order

@@ -247,7 +247,7 @@ def _status_events(order: Order) -> list[Event]:
                        for line in order.lines if line.backordered and line.eta]
             return [OrderBackordered(order_id=order.order_id, backordered_lines=waiting, rejected_lines=rejected)]
         case "ready_to_ship":
-            return [OrderReadyToShip(order_id=order.order_id)]
+            return [OrderReadyToShip(order_id=order.order_id, rejected_lines=rejected)]
         case "rejected":
             return [OrderRejected(order_id=order.order_id, reason="no line of the order can be ordered", lines=rejected)]
         case "cancelled":  # the last open line was refused after the rest had been cancelled
