@@ -530,7 +530,7 @@ def check_sources(state: Sku, step: list, today: date) -> None:
             waiting = state.backorder(e.order_id)
             sources = {r.expected_on + state.supplier_delay for r in state.replenishments} | {today + state.lead_time}
             if waiting:
-                sources |= {waiting.placed_on + state.lead_time, waiting.fallback_eta}
+                sources |= {waiting.reviewed_on + state.lead_time, waiting.fallback_eta}
             assert e.estimated_ship_date in sources or not waiting, (e, sources)
 
 
@@ -571,6 +571,8 @@ def partial_view(state: Sku, head_rows: int, named: set[str]) -> Sku:
 # A count, after the purchase order due for the reservation it revokes passed, moves the backorder behind it.
 @example([("receive", 2, None), ("expect", 2, 6), ("order", 2, True), ("order", 2, True), ("day", 5, True),
           ("day", 5, True), ("day", 5, True), ("count", 0, True)], 0)
+# A longer lead time after the review moved an ETA: it rests on the day of the review, not the day placed.
+@example([("order", 2, True), ("day", 16, True), ("review", 0, True), ("day", 2, True), ("lead_time", 20, True)], 0)
 def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_the_state(script, window):
     state = product()
     events = []
@@ -603,6 +605,7 @@ def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_th
             partial_events = None
         before = state.draft()
         discontinued = state.product.discontinued
+        lead_time, delay = state.lead_time, state.supplier_delay
         step = run(state, decide)
         assert partial_events in (None, step)
         if again:  # a cancellation that releases nothing still uses up a reservation number: only their order matters
@@ -611,6 +614,10 @@ def test_stock_is_never_over_allocated_etas_are_right_and_events_fold_back_to_th
         books.record(step)
         # No step promises a day already past (a shorter lead time, a purchase order dated before today).
         assert all(e.estimated_ship_date >= today for e in step if getattr(e, "estimated_ship_date", None)), step
+        # A lead time (or a supplier's lateness) that grew brings no ETA earlier.
+        if kind in ("lead_time", "learn") and state.lead_time >= lead_time and state.supplier_delay >= delay:
+            assert all(e.estimated_ship_date >= e.previous_estimated_ship_date
+                       for e in step if isinstance(e, BackorderEtaChanged)), step
         # A discontinued product takes no new backorder.
         assert not (discontinued and any(isinstance(e, BackorderCreated) for e in step)), step
         assert 0 <= state.reserved <= state.on_hand

@@ -1,7 +1,8 @@
 """Purchase orders, and the ETAs they give waiting backorders.
 
 A backorder's ETA is the expected date of the purchase order that covers its last unit, the queue served
-oldest first, else the day it was placed plus the supplier lead time. Only the head of the queue that
+oldest first, else the day it was placed plus the supplier lead time (once a review moved it, the day of
+that review: the lead time counts from the day a supplier could have been asked). Only the head of the queue that
 supply covers can have ETAs that depend on purchase orders: a change costs in proportion to that head, not
 to the length of the queue."""
 
@@ -122,7 +123,7 @@ def etas(state: Sku, reach: int | None) -> Iterator[tuple[Backorder, date]]:
         ahead += backorder.quantity
         while cover and cover[0] < ahead:
             cover = next(covers, None)
-        computed = cover[1] if cover else backorder.placed_on + state.lead_time
+        computed = cover[1] if cover else backorder.reviewed_on + state.lead_time
         yield backorder, promised(backorder, computed)
 
 
