@@ -211,6 +211,34 @@ def test_a_count_crossing_a_shipment_and_a_refill_leaves_order_and_inventory_agr
     assert s.order.status == "backordered" and rebuilt == s.order
 
 
+def test_units_a_count_sent_back_after_the_order_saw_them_filled_wait_with_their_eta_once_the_shipment_reconciles():
+    """Line of 4, all backordered; 1 is filled and shipped. Before inventory sees the shipment, a count revokes the
+    filled unit (the order drops it: shipped) and a receipt fills the 3 that wait. Inventory ships 1 of the 3 it
+    holds: 1 waits again. The order adopts that from StockShipped, and must show when it ships."""
+    inv = Sku(sku="A")
+    apply(inv, products.register_product(inv, RegisterProduct(sku="A", name="Anvil", lead_time_days=5), DAY))
+    s = Script(("A", 4, Decimal("5.00")))
+    for event in apply(inv, allocation.allocate(inv, s.events[0], 4, DAY)):
+        s.inventory(event)
+    for event in apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=1), DAY)):
+        if getattr(event, "order_id", None) == "o1":
+            s.inventory(event)
+    shipped = s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))
+    assert shipped[0].lines[0].quantity == 1
+    revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
+    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r2", sku="A", quantity=3), DAY))
+    told = apply(inv, allocation.ship(inv, "o1", 1, DAY))
+    for event in revoked + filled + told:
+        if getattr(event, "order_id", None) == "o1":
+            s.inventory(event)
+    line, waiting = s.order.line("A"), inv.backorder("o1")
+    assert (line.fulfilled, line.backordered) == (inv.reservations["o1"].held, waiting.quantity) == (2, 1)
+    assert line.eta == waiting.eta, line
+    assert s.order.status == "backordered"
+    told = [e for e in s.events if isinstance(e, OrderBackordered)][-1]
+    assert [(l.sku, l.quantity, l.estimated_ship_date) for l in told.backordered_lines] == [("A", 1, waiting.eta)]
+
+
 # What inventory tells of one line of 2 units, in the order it tells it, and where the line ends.
 LINE_OUTCOMES = {
     "reserved": ([StockReserved(order_id="o1", sku="{sku}", quantity=2)], "holds"),

@@ -106,7 +106,9 @@ def ship(state: Sku, order_id: str, quantity: int, today: date) -> list[Event]:
     left, still_waiting = draft.reservations.get(order_id), draft.backorder(order_id)
     told = StockShipped(sku=state.sku, order_id=order_id, quantity=shipped,
                         reserved=left.from_stock if left else 0, filled=left.filled if left else 0,
-                        waiting=still_waiting.quantity if still_waiting else 0)
+                        waiting=still_waiting.quantity if still_waiting else 0,
+                        estimated_ship_date=still_waiting.eta if still_waiting else None,
+                        backordered_on=still_waiting.placed_on if still_waiting else None)
     return [told] + (settle(draft, draft.supply, today) if shipped > held else [])
 
 

@@ -161,7 +161,9 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
             if books == (line.reserved, line.fulfilled, line.backordered) or sum(books) != line.open:
                 return []
             recorded = OrderLineReconciled(order_id=order.order_id, sku=event.sku, reserved=event.reserved,
-                                           fulfilled=event.filled, backordered=event.waiting)
+                                           fulfilled=event.filled, backordered=event.waiting,
+                                           estimated_ship_date=event.estimated_ship_date,
+                                           backordered_on=event.backordered_on)
         case OutOfStock():
             recorded = OrderLineRejected(order_id=order.order_id, sku=event.sku, quantity=event.quantity,
                                          reason=event.reason, message=event.message)
