@@ -96,7 +96,8 @@ class World:
 
     def deliver(self, rnd) -> None:
         """The oldest message of a partition picked at random, if any waits."""
-        partitions = [(True, q) for q in self.to_orders.values() if q] + [(False, q) for q in self.to_inventory.values() if q]
+        partitions = ([(True, q) for q in self.to_orders.values() if q]
+                      + [(False, q) for q in self.to_inventory.values() if q])
         if partitions:
             to_orders, queue = rnd.choice(partitions)
             event = queue.pop(0)
@@ -107,7 +108,7 @@ class World:
 
     def deliver_all(self) -> None:
         while True:
-            for sku, queue in self.to_orders.items():
+            for queue in self.to_orders.values():
                 while queue:
                     event = queue.pop(0)
                     self.order(event.order_id, decisions.record_allocation(self.orders[event.order_id], event))
@@ -213,7 +214,10 @@ def play(world: World, script: list, rnd) -> None:
             case "deliver":
                 for _ in range(what):
                     world.deliver(rnd)
-        world.check_safe() if world.in_flight else world.check()
+        if world.in_flight:
+            world.check_safe()
+        else:
+            world.check()
     world.deliver_all()
     world.check()
 
