@@ -9,13 +9,16 @@ from hypothesis import strategies as st
 from contracts.commands import (
     AdjustStock,
     CancelOrder,
+    CancelReplenishment,
     DiscontinueProduct,
     ExpectReplenishment,
     OrderLine,
     PlaceOrder,
     ReceiveStock,
     RegisterProduct,
+    RescheduleReplenishment,
     ShipOrder,
+    UpdateProduct,
 )
 from contracts.events import (
     BackorderCreated,
@@ -53,6 +56,9 @@ step = st.one_of(
     st.tuples(st.just("ship"), st.integers(0, 15), st.none()),
     st.tuples(st.just("ship"), st.integers(0, 15), st.none()),
     st.tuples(st.just("discontinue"), SKU, st.none()),
+    st.tuples(st.just("lead_time"), SKU, st.integers(0, 20)),
+    st.tuples(st.just("reschedule"), st.integers(0, 40), st.integers(0, 20)),  # the purchase order of step n
+    st.tuples(st.just("cancel_po"), st.integers(0, 40), st.none()),
     st.tuples(st.just("review"), st.none(), st.none()),
     st.tuples(st.just("day"), st.integers(0, 10), st.none()),
 )
@@ -205,6 +211,17 @@ def play(world: World, script: list, rnd) -> None:
             case "discontinue":
                 world.inventory(what, products.discontinue_product(world.skus[what], DiscontinueProduct(sku=what),
                                                                    world.today))
+            case "lead_time":
+                world.inventory(what, products.update_product(world.skus[what], UpdateProduct(
+                    sku=what, lead_time_days=how), world.today))
+            case "reschedule" | "cancel_po":
+                for sku, state in world.skus.items():
+                    if any(r.po_id == f"p{what}" for r in state.replenishments):
+                        change = (supply.cancel_replenishment(state, CancelReplenishment(po_id=f"p{what}", sku=sku),
+                                                              world.today) if kind == "cancel_po" else
+                                  supply.reschedule_replenishment(state, RescheduleReplenishment(
+                                      po_id=f"p{what}", sku=sku, expected_on=TODAY + timedelta(days=how)), world.today))
+                        world.inventory(sku, change)
             case "review":
                 for state in world.skus.values():
                     overdue = [b.order_id for b in state.head() if b.eta < world.today]
