@@ -63,13 +63,16 @@ class OrderLineEtaChanged(Event):
 
 
 class OrderLineReconciled(Event):
-    """Inventory's books of the line after a shipment that crossed a stock count, which the order adopts."""
+    """Inventory's books of the line after a shipment that crossed a stock count, which the order adopts: with
+    the ETA of what waits (the order may have heard none for it, when it had seen those units filled)."""
 
     order_id: str
     sku: str
     reserved: int
     fulfilled: int
     backordered: int
+    estimated_ship_date: date | None = None
+    backordered_on: date | None = None
 
 
 class OrderLineFulfilled(Event):
@@ -119,10 +122,11 @@ class OrderBackordered(Event):
 
 
 class OrderReadyToShip(Event):
-    """Every backordered unit has been filled; the order ships expedited."""
+    """Every backordered unit has been filled; the order ships expedited; `rejected_lines` could not be ordered."""
 
     order_id: str
     expedited: bool = True
+    rejected_lines: list[RejectedLine] = []
 
 
 class OrderStatusChanged(Event):
@@ -344,7 +348,8 @@ class BackorderCancelled(Event):
 
 class StockShipped(Event):
     """Shipped units left `on_hand`, and the order's reservation of them is closed. What the order still
-    holds of the SKU (`reserved` from stock, `filled` from backorders) and waits for (`waiting`) after it."""
+    holds of the SKU (`reserved` from stock, `filled` from backorders) and waits for (`waiting`, since
+    `backordered_on`, to ship on `estimated_ship_date`) after it."""
 
     sku: str
     order_id: str
@@ -352,6 +357,8 @@ class StockShipped(Event):
     reserved: int = 0
     filled: int = 0
     waiting: int = 0
+    estimated_ship_date: date | None = None
+    backordered_on: date | None = None
 
 
 class StockReleased(Event):

@@ -187,7 +187,7 @@ class Simulation:
         """The warehouse ships everything reserved or filled the same day."""
         for state in self.skus.values():
             for held in list(state.reservations.values()):
-                self._apply(state, allocation.ship(state, held.order_id, held.held), today)
+                self._apply(state, allocation.ship(state, held.order_id, held.held, today), today)
 
     def _review(self, today: date) -> None:
         """The daily ETA review the service runs."""
@@ -208,7 +208,7 @@ class Simulation:
         state = self.skus[sku]
         cmd = ReceiveStock(receipt_id=receipt_id, sku=sku, quantity=quantity, po_id=po_id)
         self.script.day(today).receipts.append(cmd)
-        self._apply(state, allocation.receive_stock(state, cmd), today)
+        self._apply(state, allocation.receive_stock(state, cmd, today), today)
 
     def _purchase(self, sku: str, quantity: int, expected_on: date, today: date) -> None:
         """The buyer's purchase order; the supplier decides when it really comes, and in how many parts."""

@@ -50,36 +50,36 @@ def place_order(e: OrderPlaced, today: date) -> list[Step]:
 
 def cancel_order(e: CancellationRequested, today: date) -> list[Step]:
     # Beyond the supply-covered head a cancellation walks nothing: the head is loaded only if it asks.
-    return [Step(sku, partial(allocation.cancel, order_id=e.order_id), order_id=e.order_id, walks_queue=False)
-            for sku in e.skus]
+    return [Step(sku, partial(allocation.cancel, order_id=e.order_id, today=today), order_id=e.order_id,
+                 walks_queue=False) for sku in e.skus]
 
 
 def ship_order(e: OrderShipped, today: date) -> list[Step]:
-    return [Step(line.sku, partial(allocation.ship, order_id=e.order_id, quantity=line.quantity), order_id=e.order_id,
-                 walks_queue=False) for line in e.lines]
+    return [Step(line.sku, partial(allocation.ship, order_id=e.order_id, quantity=line.quantity, today=today),
+                 order_id=e.order_id, walks_queue=False) for line in e.lines]
 
 
 def count_stock(cmd: AdjustStock, today: date) -> list[Step]:
     return [Step(cmd.sku, partial(allocation.adjust_stock, cmd=cmd, today=today), counts=True)]
 
 
-def per_sku(decide: Callable[..., list[Event]], dated: bool = False) -> Callable[[BaseModel, date], list[Step]]:
-    """A command about one SKU, decided by `decide(state, cmd=...)`, and `today=` when `dated`."""
-    return lambda cmd, today: [Step(cmd.sku, partial(decide, cmd=cmd, **({"today": today} if dated else {})))]
+def per_sku(decide: Callable[..., list[Event]]) -> Callable[[BaseModel, date], list[Step]]:
+    """A command about one SKU, decided by `decide(state, cmd=..., today=...)`."""
+    return lambda cmd, today: [Step(cmd.sku, partial(decide, cmd=cmd, today=today))]
 
 
 USE_CASES: dict[type[BaseModel], Callable[[BaseModel, date], list[Step]]] = {
     OrderPlaced: place_order,
     CancellationRequested: cancel_order,
     OrderShipped: ship_order,
-    RegisterProduct: per_sku(products.register_product, dated=True),
-    UpdateProduct: per_sku(products.update_product, dated=True),
-    DiscontinueProduct: per_sku(products.discontinue_product, dated=True),
+    RegisterProduct: per_sku(products.register_product),
+    UpdateProduct: per_sku(products.update_product),
+    DiscontinueProduct: per_sku(products.discontinue_product),
     ReceiveStock: per_sku(allocation.receive_stock),
     AdjustStock: count_stock,
-    ExpectReplenishment: per_sku(supply.expect_replenishment, dated=True),
-    RescheduleReplenishment: per_sku(supply.reschedule_replenishment, dated=True),
-    CancelReplenishment: per_sku(supply.cancel_replenishment, dated=True),
+    ExpectReplenishment: per_sku(supply.expect_replenishment),
+    RescheduleReplenishment: per_sku(supply.reschedule_replenishment),
+    CancelReplenishment: per_sku(supply.cancel_replenishment),
 }
 
 

@@ -11,7 +11,7 @@ from services.inventory.domain.state import Sku
 
 UPSERT = """
 INSERT INTO availability (sku, name, status, on_hand, reserved, available, backordered, backorder_eta, low_stock)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::int[], $8::date[],
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::date[],
                      $9::bool[])
 ON CONFLICT (sku) DO UPDATE SET
     name = EXCLUDED.name, status = EXCLUDED.status, on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved,

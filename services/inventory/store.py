@@ -47,7 +47,7 @@ SELECT sku, order_id FROM (
 SAVE_ROOTS = """
 INSERT INTO skus (sku, version, product, on_hand, reserved, backordered, next_seq, front_seq, reservations_made,
                   enqueued_units, removed_units, learned_lead_time_days, learned_delay_days)
-SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[], $4::int[], $5::int[], $6::int[], $7::bigint[], $8::bigint[],
+SELECT * FROM unnest($1::text[], $2::int[], $3::jsonb[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],
                      $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::int[])
 ON CONFLICT (sku) DO UPDATE SET version = EXCLUDED.version, product = EXCLUDED.product, on_hand = EXCLUDED.on_hand,
     reserved = EXCLUDED.reserved, backordered = EXCLUDED.backordered, next_seq = EXCLUDED.next_seq,

@@ -4,7 +4,7 @@ more when a decision reaches past it, and leaves rows that equal the events fold
 from datetime import date, timedelta
 from functools import partial
 
-from contracts.commands import ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
+from contracts.commands import AdjustStock, ExpectReplenishment, OrderLine, ReceiveStock, RegisterProduct
 from contracts.events import CancellationRequested, OrderPlaced
 from contracts.topics import INVENTORY_COMMANDS, ORDERS_EVENTS
 from services.inventory import handlers as inventory
@@ -92,4 +92,23 @@ async def test_the_daily_review_moves_each_passed_eta_once(pools):
     moved = await pool.fetch("SELECT data FROM events WHERE type = 'BackorderEtaChanged'")
     assert len(moved) == 1 and '"early"' in moved[0]["data"]
     assert await pool.fetchval("SELECT eta FROM backorders WHERE order_id = 'early'") == later + timedelta(days=30)
+    await assert_rows_equal_the_events_folded(pool)
+
+
+async def test_a_sku_holds_more_units_than_a_32_bit_integer_counts(pools):
+    """Each message is bounded (1,000,000 units a receipt or line, 100,000,000 a count), their sum per SKU is
+    not: stock received, reserved and backordered past 2**31 - 1 is kept, and shown, like any other."""
+    pool = await pools("inventory")
+    await run(pool, [message(INVENTORY_COMMANDS, RegisterProduct(sku="A", name="Anvil", lead_time_days=10)),
+                     message(INVENTORY_COMMANDS, AdjustStock(sku="A", counted_quantity=100_000_000, reason="count"))])
+    receipts = 2**31 // 1_000_000 - 100 + 1
+    await run(pool, [message(INVENTORY_COMMANDS, ReceiveStock(receipt_id=f"r{i}", sku="A", quantity=1_000_000))
+                     for i in range(receipts)])
+    on_hand = 100_000_000 + receipts * 1_000_000
+    await run(pool, [message(ORDERS_EVENTS, placed(f"o{i}", 1_000_000)) for i in range(receipts + 100 + 1)])
+    state = await whole(pool)
+    assert on_hand > 2**31 - 1
+    assert (state.on_hand, state.reserved, state.backordered) == (on_hand, on_hand, 1_000_000)
+    shown = await pool.fetchrow("SELECT on_hand, reserved, available, backordered FROM availability WHERE sku = 'A'")
+    assert tuple(shown) == (on_hand, on_hand, 0, state.backordered)
     await assert_rows_equal_the_events_folded(pool)

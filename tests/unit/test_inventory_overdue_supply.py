@@ -65,7 +65,7 @@ def test_a_count_on_a_discontinued_product_tells_each_revoked_order_one_eta_and_
     """A count tells each revoked order one date: the one that holds after what the discontinue cancels."""
     state = Sku(sku="A")
     apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=10), DAY))
-    apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=3)))
+    apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=3), DAY))
     apply(state, allocation.allocate(state, order("o1", 3), 3, DAY))
     apply(state, supply.expect_replenishment(state, ExpectReplenishment(po_id="p1", sku="A", quantity=1,
                                                                         expected_on=DAY + timedelta(days=3)), DAY))

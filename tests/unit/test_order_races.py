@@ -1,8 +1,12 @@
 """Races between the order's view and inventory's: a refused cancellation answered once, a count crossing a
 shipment, a refusal crossing a cancellation, a partial cancellation that changes the status."""
 
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from itertools import combinations_with_replacement
+
+import pytest
 
 from contracts.commands import (
     AdjustStock,
@@ -16,10 +20,13 @@ from contracts.commands import (
 )
 from contracts.events import (
     BackorderCreated,
+    BackorderEtaChanged,
     BackorderFulfilled,
     CancellationRefused,
     OrderCancelled,
+    OrderBackordered,
     OrderConfirmed,
+    OrderReadyToShip,
     OrderPlaced,
     OrderRejected,
     OrderShipped,
@@ -70,7 +77,7 @@ def test_a_store_cancellation_after_a_refused_request_does_not_carry_the_custome
 def _inventory(on_hand: int) -> Sku:
     state = Sku(sku="A")
     apply(state, products.register_product(state, RegisterProduct(sku="A", name="Anvil", lead_time_days=5), DAY))
-    apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=on_hand)))
+    apply(state, allocation.receive_stock(state, ReceiveStock(receipt_id="r0", sku="A", quantity=on_hand), DAY))
     return state
 
 
@@ -86,8 +93,8 @@ def test_shipping_reserved_units_that_a_count_revoked_and_a_receipt_refilled_kee
     assert isinstance(shipped[0], OrderShipped)
     # Inventory, before the OrderShipped reaches it: a count finds 0, then a receipt of 2 arrives.
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
-    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=2)))
-    apply(inv, allocation.ship(inv, "o1", 2))                                   # the OrderShipped arrives
+    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=2), DAY))
+    apply(inv, allocation.ship(inv, "o1", 2, DAY))                              # the OrderShipped arrives
     for event in revoked + filled:
         if isinstance(event, (ReservationRevoked, BackorderFulfilled)):
             s.inventory(event)
@@ -106,7 +113,7 @@ def test_units_the_order_shipped_are_not_also_cancelled_and_refunded_by_a_discon
     s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))
     apply(inv, products.discontinue_product(inv, DiscontinueProduct(sku="A"), DAY))
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
-    assert apply(inv, allocation.ship(inv, "o1", 2)) == []                      # inventory ships nothing
+    assert apply(inv, allocation.ship(inv, "o1", 2, DAY)) == []                 # inventory ships nothing
     for event in revoked:
         if isinstance(event, (ReservationRevoked, StockReleased)):
             s.inventory(event)
@@ -171,7 +178,7 @@ def test_the_eta_carried_by_a_revocation_the_order_ignores_is_not_lost():
     assert s.order.line("A").eta == date(2026, 11, 28)
     s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))             # ships the reserved unit
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
-    shipped = apply(inv, allocation.ship(inv, "o1", 1))
+    shipped = apply(inv, allocation.ship(inv, "o1", 1, DAY))
     for event in revoked + shipped:
         if getattr(event, "order_id", None) == "o1" and not isinstance(event, StockShipped):
             s.inventory(event)
@@ -189,8 +196,8 @@ def test_a_count_crossing_a_shipment_and_a_refill_leaves_order_and_inventory_agr
         s.inventory(event)
     s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))             # ships the reserved unit
     revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
-    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=1)))
-    shipped = apply(inv, allocation.ship(inv, "o1", 1))                         # the shipment reaches inventory
+    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=1), DAY))
+    shipped = apply(inv, allocation.ship(inv, "o1", 1, DAY))               # the shipment reaches inventory
     for event in revoked + filled + shipped:
         if getattr(event, "order_id", None) == "o1":
             s.inventory(event)
@@ -202,3 +209,116 @@ def test_a_count_crossing_a_shipment_and_a_refill_leaves_order_and_inventory_agr
     for event in s.events:
         rebuilt = evolve(rebuilt, event)
     assert s.order.status == "backordered" and rebuilt == s.order
+
+
+def test_units_a_count_sent_back_after_the_order_saw_them_filled_wait_with_their_eta_once_the_shipment_reconciles():
+    """Line of 4, all backordered; 1 is filled and shipped. Before inventory sees the shipment, a count revokes the
+    filled unit (the order drops it: shipped) and a receipt fills the 3 that wait. Inventory ships 1 of the 3 it
+    holds: 1 waits again. The order adopts that from StockShipped, and must show when it ships."""
+    inv = Sku(sku="A")
+    apply(inv, products.register_product(inv, RegisterProduct(sku="A", name="Anvil", lead_time_days=5), DAY))
+    s = Script(("A", 4, Decimal("5.00")))
+    for event in apply(inv, allocation.allocate(inv, s.events[0], 4, DAY)):
+        s.inventory(event)
+    for event in apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r1", sku="A", quantity=1), DAY)):
+        if getattr(event, "order_id", None) == "o1":
+            s.inventory(event)
+    shipped = s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))
+    assert shipped[0].lines[0].quantity == 1
+    revoked = apply(inv, allocation.adjust_stock(inv, AdjustStock(sku="A", counted_quantity=0, reason="count"), DAY))
+    filled = apply(inv, allocation.receive_stock(inv, ReceiveStock(receipt_id="r2", sku="A", quantity=3), DAY))
+    told = apply(inv, allocation.ship(inv, "o1", 1, DAY))
+    for event in revoked + filled + told:
+        if getattr(event, "order_id", None) == "o1":
+            s.inventory(event)
+    line, waiting = s.order.line("A"), inv.backorder("o1")
+    assert (line.fulfilled, line.backordered) == (inv.reservations["o1"].held, waiting.quantity) == (2, 1)
+    assert line.eta == waiting.eta, line
+    assert s.order.status == "backordered"
+    told = [e for e in s.events if isinstance(e, OrderBackordered)][-1]
+    assert [(l.sku, l.quantity, l.estimated_ship_date) for l in told.backordered_lines] == [("A", 1, waiting.eta)]
+
+
+# What inventory tells of one line of 2 units, in the order it tells it, and where the line ends.
+LINE_OUTCOMES = {
+    "reserved": ([StockReserved(order_id="o1", sku="{sku}", quantity=2)], "holds"),
+    "backordered": ([BackorderCreated(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY,
+                                      backordered_on=DAY)], "waits"),
+    "split": ([StockReserved(order_id="o1", sku="{sku}", quantity=1),
+               BackorderCreated(order_id="o1", sku="{sku}", quantity=1, estimated_ship_date=DAY, backordered_on=DAY)],
+              "waits"),
+    "filled": ([BackorderCreated(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY, backordered_on=DAY),
+                BackorderFulfilled(order_id="o1", sku="{sku}", quantity=2, remaining=0)], "filled"),
+    "unknown": ([OutOfStock(order_id="o1", sku="{sku}", quantity=2, reason="unknown_sku", message="not sold")],
+                "rejected"),
+    "discontinued": ([OutOfStock(order_id="o1", sku="{sku}", quantity=2, reason="discontinued", message="gone")],
+                     "rejected"),
+    "eta_moved": ([BackorderCreated(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY, backordered_on=DAY),
+                   BackorderEtaChanged(order_id="o1", sku="{sku}", quantity=2, previous_estimated_ship_date=DAY,
+                                       estimated_ship_date=date(2026, 12, 9))], "waits"),
+    # Reserved, then a count found less: the units go back to the queue, and may be filled again.
+    "revoked": ([StockReserved(order_id="o1", sku="{sku}", quantity=2),
+                 ReservationRevoked(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY, revoked_on=DAY,
+                                    waiting=2)], "waits"),
+    "revoked_refilled": ([StockReserved(order_id="o1", sku="{sku}", quantity=2),
+                          ReservationRevoked(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY,
+                                             revoked_on=DAY, waiting=2),
+                          BackorderFulfilled(order_id="o1", sku="{sku}", quantity=2, remaining=0)], "filled"),
+    # Backordered, then discontinued with nothing expected to fill it: the store cancels it.
+    "store_cancelled": ([BackorderCreated(order_id="o1", sku="{sku}", quantity=2, estimated_ship_date=DAY,
+                                          backordered_on=DAY),
+                         StockReleased(order_id="o1", sku="{sku}", quantity=0, backorder_cancelled=2, kept=0,
+                                       reason="{sku} is discontinued", requested=False)], "cancelled"),
+}
+
+
+def _told(sku: str, kind: str) -> list:
+    events, _ = LINE_OUTCOMES[kind]
+    return [e.model_copy(update={k: v.replace("{sku}", sku) for k, v in e.model_dump().items()
+                                 if isinstance(v, str) and "{sku}" in v}) for e in events]
+
+
+def _interleavings(queues: list[list]) -> Iterator[list]:
+    """Every merge of the queues that keeps each queue's own order (one partition per SKU)."""
+    if not any(queues):
+        yield []
+        return
+    for i, queue in enumerate(queues):
+        if queue:
+            for rest in _interleavings(queues[:i] + [queue[1:]] + queues[i + 1:]):
+                yield [queue[0]] + rest
+
+
+STATUS_EVENTS = {"backordered": "OrderBackordered", "cancelled": "OrderCancelled", "rejected": "OrderRejected",
+                 "ready_to_ship": "OrderReadyToShip", "confirmed": "OrderConfirmed"}
+
+
+def _expected_status(ends: list[str]) -> str:
+    if "waits" in ends:
+        return "backordered"
+    if all(end in ("rejected", "cancelled") for end in ends):
+        return "cancelled" if "cancelled" in ends else "rejected"
+    return "ready_to_ship" if "filled" in ends else "confirmed"
+
+
+@pytest.mark.parametrize("kinds", list(combinations_with_replacement(sorted(LINE_OUTCOMES), 3)) +
+                         list(combinations_with_replacement(sorted(LINE_OUTCOMES), 2)), ids=str)
+def test_an_order_of_several_skus_ends_in_the_same_right_status_whichever_order_their_outcomes_arrive_in(kinds):
+    skus = [f"S{i}" for i in range(len(kinds))]
+    expected = _expected_status([LINE_OUTCOMES[kind][1] for kind in kinds])
+    refused = {sku for sku, kind in zip(skus, kinds) if LINE_OUTCOMES[kind][1] == "rejected"}
+    for arrival in _interleavings([_told(sku, kind) for sku, kind in zip(skus, kinds)]):
+        s = Script(*[(sku, 2, Decimal("5.00")) for sku in skus])
+        for event in arrival:
+            s.inventory(event)
+        assert s.order.status == s.order.announced == expected, (arrival, s.order)
+        told = [e for e in s.events if isinstance(e, (OrderConfirmed, OrderBackordered, OrderReadyToShip, OrderRejected))
+                or isinstance(e, OrderCancelled) and e.whole_order]
+        # The status is told when every line is decided, naming the refused lines; an order whose lines all
+        # ended where inventory first put them hears it once.
+        assert type(told[-1]).__name__ == STATUS_EVENTS[expected], (told, arrival)
+        named = told[-1].lines if isinstance(told[-1], OrderRejected) else told[-1].rejected_lines
+        assert {line.sku for line in named} == refused, (told, arrival)
+        if not {"filled", "store_cancelled", "revoked", "revoked_refilled"} & set(kinds):
+            assert len(told) == 1, (told, arrival)
+        assert s.rebuilt() == s.order

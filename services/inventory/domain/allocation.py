@@ -23,6 +23,7 @@ from services.inventory.domain.supply import (
     cancel_uncovered,
     eta_of_new_backorder,
     etas,
+    overdue_rescheduled,
     reschedule_overdue,
 )
 
@@ -61,16 +62,16 @@ def _refusal(state: Sku, order: OrderPlaced, quantity: int) -> tuple[str, str] |
     return None
 
 
-def receive_stock(state: Sku, cmd: ReceiveStock) -> list[Event]:
+def receive_stock(state: Sku, cmd: ReceiveStock, today: date) -> list[Event]:
     """Stock arrives: fill waiting backorders oldest first, partially if short; the rest is available.
     A receipt that names no purchase order takes the units it fills from the head of the queue and as many
     from the earliest expected supply: what still waits keeps the supply it counted on, and its ETA."""
     draft = state.draft()
     reach = draft.supply
-    return apply(draft, [StockReceived(**cmd.model_dump())]) + settle(draft, reach, etas_move=bool(cmd.po_id))
+    return apply(draft, [StockReceived(**cmd.model_dump())]) + settle(draft, reach, today, etas_move=bool(cmd.po_id))
 
 
-def cancel(state: Sku, order_id: str) -> list[Event]:
+def cancel(state: Sku, order_id: str, today: date) -> list[Event]:
     """The customer's cancellation: release what the order holds of this SKU, its reserved stock and its
     waiting backorder. Units already filled from a backorder ship and are kept. Freed stock fills older
     backorders at once."""
@@ -83,14 +84,15 @@ def cancel(state: Sku, order_id: str) -> list[Event]:
     events.append(StockReleased(order_id=order_id, sku=state.sku, quantity=held.from_stock if held else 0,
                                 backorder_cancelled=waiting.quantity if waiting else 0,
                                 kept=held.filled if held else 0))
-    # Beyond the supply-covered head, the units behind only move up among ETAs that rest on the lead time.
-    beyond_supply = waiting and draft.units_ahead_at_least(waiting) >= draft.supply
+    # Only a backorder leaving the supply-covered head moves the units behind onto purchase orders; beyond it they
+    # move up among ETAs that rest on the lead time, and an order that waits for nothing here moves nothing.
+    within_supply = waiting and draft.units_ahead_at_least(waiting) < draft.supply
     releases_stock = held and held.from_stock  # which fills the head
     reach = draft.supply
-    return apply(draft, events) + settle(draft, reach, etas_move=not beyond_supply or bool(releases_stock))
+    return apply(draft, events) + settle(draft, reach, today, etas_move=bool(within_supply or releases_stock))
 
 
-def ship(state: Sku, order_id: str, quantity: int) -> list[Event]:
+def ship(state: Sku, order_id: str, quantity: int, today: date) -> list[Event]:
     """Shipped units leave the warehouse and close the order's reservation of them. If a count had just sent
     some of them back to the queue, they were there after all: they leave the order's backorder. The event
     tells what the order still holds and waits for, which its books adopt if a count crossed the shipment."""
@@ -104,8 +106,10 @@ def ship(state: Sku, order_id: str, quantity: int) -> list[Event]:
     left, still_waiting = draft.reservations.get(order_id), draft.backorder(order_id)
     told = StockShipped(sku=state.sku, order_id=order_id, quantity=shipped,
                         reserved=left.from_stock if left else 0, filled=left.filled if left else 0,
-                        waiting=still_waiting.quantity if still_waiting else 0)
-    return [told] + (settle(draft, draft.supply) if shipped > held else [])
+                        waiting=still_waiting.quantity if still_waiting else 0,
+                        estimated_ship_date=still_waiting.eta if still_waiting else None,
+                        backordered_on=still_waiting.placed_on if still_waiting else None)
+    return [told] + (settle(draft, draft.supply, today) if shipped > held else [])
 
 
 def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
@@ -124,7 +128,8 @@ def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
             if shortfall <= 0:
                 break
         # Work out the queue they make, and what a discontinued product's cancels of it, before telling anyone
-        # an ETA, so that no one hears two dates.
+        # an ETA, so that no one hears two dates (nor one resting on a purchase order already overdue).
+        events += apply(draft, overdue_rescheduled(draft, today))
         trial = draft.draft()
         for order_id, quantity in revoked:
             evolve(trial, ReservationRevoked(order_id=order_id, sku=state.sku, quantity=quantity,
@@ -139,10 +144,10 @@ def adjust_stock(state: Sku, cmd: AdjustStock, today: date) -> list[Event]:
             for order_id, quantity in revoked
         ])
         reach += sum(q for _, q in revoked)
-    return events + settle(draft, reach)
+    return events + settle(draft, reach, today)
 
 
-def settle(draft: Sku, reach: int | None, etas_move: bool = True) -> list[Event]:
+def settle(draft: Sku, reach: int | None, today: date, etas_move: bool = True) -> list[Event]:
     """After stock, supply or the queue changed: available stock fills the oldest waiting backorders,
     partially when short; then what supply cannot fill of a discontinued product is cancelled, and the
     ETAs of what still waits move (unless the caller knows that none can)."""
@@ -154,4 +159,4 @@ def settle(draft: Sku, reach: int | None, etas_move: bool = True) -> list[Event]
         available -= filled
         fills.append(BackorderFulfilled(order_id=backorder.order_id, sku=draft.sku, quantity=filled,
                                         remaining=backorder.quantity - filled))
-    return apply(draft, fills) + after_supply_changed(draft, reach, etas_move=etas_move)
+    return apply(draft, fills) + after_supply_changed(draft, reach, today, etas_move=etas_move)

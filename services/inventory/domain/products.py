@@ -6,7 +6,7 @@ from datetime import date
 from contracts.commands import DiscontinueProduct, RegisterProduct, UpdateProduct
 from contracts.events import Event, ProductDiscontinued, ProductRegistered, ProductUpdated
 from services.inventory.domain.state import Refused, Sku, apply
-from services.inventory.domain.supply import after_supply_changed, lead_time_changed, overdue_rescheduled
+from services.inventory.domain.supply import after_supply_changed
 
 
 def register_product(state: Sku, cmd: RegisterProduct, today: date) -> list[Event]:
@@ -37,7 +37,8 @@ def _update(draft: Sku, cmd: UpdateProduct, today: date) -> list[Event]:
         return []
     lead_time_moved = product.lead_time_days != draft.product.lead_time_days
     events = apply(draft, [ProductUpdated(sku=cmd.sku, **asdict(product))])
-    return events + (lead_time_changed(draft, today) if lead_time_moved else after_supply_changed(draft, draft.supply))
+    # Other facts (a name, backorderable) move no ETA: the queue is walked only for a new lead time.
+    return events + (after_supply_changed(draft, None, today) if lead_time_moved else [])
 
 
 def discontinue_product(state: Sku, cmd: DiscontinueProduct, today: date) -> list[Event]:
@@ -51,5 +52,4 @@ def discontinue_product(state: Sku, cmd: DiscontinueProduct, today: date) -> lis
     draft = state.draft()
     reach = draft.supply
     events = apply(draft, [ProductDiscontinued(sku=cmd.sku, reason=cmd.reason)])
-    events += apply(draft, overdue_rescheduled(draft, today))
-    return events + after_supply_changed(draft, reach, cmd.reason)
+    return events + after_supply_changed(draft, reach, today, cmd.reason)

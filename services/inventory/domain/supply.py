@@ -1,7 +1,8 @@
 """Purchase orders, and the ETAs they give waiting backorders.
 
 A backorder's ETA is the expected date of the purchase order that covers its last unit, the queue served
-oldest first, else the day it was placed plus the supplier lead time. Only the head of the queue that
+oldest first, else the day it was placed plus the supplier lead time (once a review moved it, the day of
+that review: the lead time counts from the day a supplier could have been asked). Only the head of the queue that
 supply covers can have ETAs that depend on purchase orders: a change costs in proportion to that head, not
 to the length of the queue."""
 
@@ -62,51 +63,42 @@ def learn_lead_time(state: Sku, learned: LeadTimeLearned, today: date) -> list[E
     if (state.learned_lead_time_days, state.learned_delay_days) == (learned.lead_time_days, learned.delay_days):
         return []
     draft = state.draft()
-    return apply(draft, [learned]) + lead_time_changed(draft, today)
+    return apply(draft, [learned]) + after_supply_changed(draft, None, today)
 
 
-def lead_time_changed(draft: Sku, today: date) -> list[Event]:
-    """After the lead time changed (learned, or the product's): what supply no longer covers of a
-    discontinued product is cancelled, then the ETAs resting on the lead time move, applied to `draft`. A
-    shorter lead time never promises a day already past (a backorder placed long before): such an ETA moves
-    where the daily review would move it, today plus the lead time."""
-    events = apply(draft, cancel_uncovered(draft))
-    return events + apply(draft, eta_changes(draft, None, today))
-
-
-def _changed(state: Sku, change: Event, today: date | None = None) -> list[Event]:
-    """A change of supply and the ETAs it moves. A purchase order said to come on a day before `today` is
-    expected where the daily review would expect it (today plus the lead time) before any ETA rests on it:
-    customers are not promised a day already past, to be told of a slip tomorrow."""
+def _changed(state: Sku, change: Event, today: date) -> list[Event]:
+    """A change of supply and the ETAs it moves."""
     draft = state.draft()
     reach = draft.supply
-    events = apply(draft, [change])
-    if today:
-        events += apply(draft, overdue_rescheduled(draft, today))
-    return events + after_supply_changed(draft, reach, today=today)
+    return apply(draft, [change]) + after_supply_changed(draft, reach, today)
 
 
-def after_supply_changed(draft: Sku, reach: int | None, reason: str | None = None, etas_move: bool = True,
-                         today: date | None = None) -> list[Event]:
-    """What supply no longer covers of a discontinued product is cancelled first (nobody is told a slip for
-    units being cancelled); then the ETAs of what still waits move. `reach`: see `eta_changes`."""
+def after_supply_changed(draft: Sku, reach: int | None, today: date, reason: str | None = None,
+                         etas_move: bool = True) -> list[Event]:
+    """After stock, supply, the queue or the lead time changed, applied to `draft`: what supply no longer
+    covers of a discontinued product is cancelled first (nobody is told a slip for units being cancelled);
+    then the ETAs of what still waits move. Before any ETA is walked, a purchase order that did not come by
+    its date is expected where the daily review would expect it (today plus the lead time): customers are
+    not promised a day already past, to be told of a slip tomorrow. `reach`: see `eta_changes`."""
     events = apply(draft, cancel_uncovered(draft, reason))
     if not etas_move and not events:
         return events
+    events += apply(draft, overdue_rescheduled(draft, today))
     return events + apply(draft, eta_changes(draft, reach, today))
 
 
-def eta_changes(state: Sku, reach: int | None, today: date | None = None) -> list[Event]:
+def eta_changes(state: Sku, reach: int | None, today: date) -> list[Event]:
     """BackorderEtaChanged for each waiting backorder whose ETA moved. Only the first `reach` units of the
     queue (as covered before the change), or those supply covers now, can have moved; beyond, ETAs rest on
-    the lead time as they did. `reach=None` walks the whole queue (the lead time changed). With `today`, an
-    ETA that would be a day already past (a lead time shortened since the backorder was placed) moves where
-    the daily review would move it, today plus the lead time: an overdue move, kept even when the date stays,
-    as it records the review, without which the next walk would compute the past day again."""
+    the lead time as they did. `reach=None` walks the whole queue (the lead time changed). An ETA that would
+    be a day before `today` (a lead time shortened since the backorder was placed, or one placed long ago
+    that moves back onto the lead time) moves where the daily review would move it, today plus the lead
+    time: an overdue move, kept even when the date stays, as it records the review, without which the next
+    walk would compute the past day again."""
     changes = []
     for b, eta in etas(state, reach):
         overdue_on = None
-        if today and eta < today:
+        if eta < today:
             eta, overdue_on = today + state.lead_time, today
         if eta != b.eta or overdue_on:
             changes.append(BackorderEtaChanged(order_id=b.order_id, sku=state.sku, quantity=b.quantity,
@@ -131,7 +123,7 @@ def etas(state: Sku, reach: int | None) -> Iterator[tuple[Backorder, date]]:
         ahead += backorder.quantity
         while cover and cover[0] < ahead:
             cover = next(covers, None)
-        computed = cover[1] if cover else backorder.placed_on + state.lead_time
+        computed = cover[1] if cover else backorder.reviewed_on + state.lead_time
         yield backorder, promised(backorder, computed)
 
 
@@ -186,7 +178,7 @@ def reschedule_overdue(state: Sku, today: date) -> list[Event]:
         return []
     draft = state.draft()
     reach = draft.supply
-    return apply(draft, late) + eta_changes(draft, reach)
+    return apply(draft, late) + eta_changes(draft, reach, today)
 
 
 def overdue_rescheduled(state: Sku, today: date) -> list[Event]:

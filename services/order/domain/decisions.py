@@ -161,7 +161,9 @@ def record_allocation(order: Order, event: Event, goodwill_percent: int = 10,
             if books == (line.reserved, line.fulfilled, line.backordered) or sum(books) != line.open:
                 return []
             recorded = OrderLineReconciled(order_id=order.order_id, sku=event.sku, reserved=event.reserved,
-                                           fulfilled=event.filled, backordered=event.waiting)
+                                           fulfilled=event.filled, backordered=event.waiting,
+                                           estimated_ship_date=event.estimated_ship_date,
+                                           backordered_on=event.backordered_on)
         case OutOfStock():
             recorded = OrderLineRejected(order_id=order.order_id, sku=event.sku, quantity=event.quantity,
                                          reason=event.reason, message=event.message)
@@ -247,7 +249,7 @@ def _status_events(order: Order) -> list[Event]:
                        for line in order.lines if line.backordered and line.eta]
             return [OrderBackordered(order_id=order.order_id, backordered_lines=waiting, rejected_lines=rejected)]
         case "ready_to_ship":
-            return [OrderReadyToShip(order_id=order.order_id)]
+            return [OrderReadyToShip(order_id=order.order_id, rejected_lines=rejected)]
         case "rejected":
             return [OrderRejected(order_id=order.order_id, reason="no line of the order can be ordered", lines=rejected)]
         case "cancelled":  # the last open line was refused after the rest had been cancelled

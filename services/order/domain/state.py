@@ -152,6 +152,9 @@ def evolve(order: Order | None, event: Event) -> Order:
             line.reserved, line.fulfilled, line.backordered = event.reserved, event.fulfilled, event.backordered
             if not line.backordered:
                 line.eta = line.waiting_since = None
+            else:  # events recorded before they carried the ETA keep the line's
+                line.eta = event.estimated_ship_date or line.eta
+                line.waiting_since = line.waiting_since or event.backordered_on
         case OrderLineRejected():
             order.line(event.sku).rejection = RejectedLine(sku=event.sku, reason=event.reason, message=event.message)
         case CancellationRequested():
