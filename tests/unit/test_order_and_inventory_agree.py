@@ -20,29 +20,17 @@ from contracts.commands import (
     ShipOrder,
     UpdateProduct,
 )
-from contracts.events import (
-    BackorderCreated,
-    BackorderEtaChanged,
-    BackorderFulfilled,
-    CancellationRequested,
-    OrderPlaced,
-    OrderShipped,
-    OutOfStock,
-    ReservationRevoked,
-    StockReleased,
-    StockReserved,
-    StockShipped,
-)
+from contracts.events import CancellationRequested, OrderPlaced, OrderShipped
 from services.inventory.domain import allocation, products, supply
 from services.inventory.domain.state import Sku, apply
+from services.order import handlers as order_handlers
 from services.order.domain import decisions
 from services.order.domain.state import Order, evolve
 
 TODAY = date(2026, 11, 25)
 SKUS = ("A", "B")
-# What the order service reads of inventory's events (services/order/handlers.py).
-TO_ORDERS = (StockReserved, BackorderCreated, BackorderEtaChanged, BackorderFulfilled, OutOfStock, StockReleased,
-             ReservationRevoked, StockShipped)
+# What the order service reads of inventory's events.
+TO_ORDERS = tuple(t for t, use in order_handlers.USE_CASES.items() if use is order_handlers.record_allocation)
 
 SKU = st.sampled_from(SKUS)
 step = st.one_of(
