@@ -44,8 +44,9 @@ async def measure(label: str, stack, load: Load, args: argparse.Namespace, books
     hit_after, read_after = await books.fetchrow(BUFFERS)
     print(f"\n{label} ({load_average()})")
     print("\n".join(f"  {line}" for line in report(run)))
+    shared_buffers = await books.fetchval("SHOW shared_buffers")
     print(f"  PostgreSQL pages per order: {(hit_after - hit) / args.orders:.1f} found in shared buffers, "
-          f"{(read_after - read) / args.orders:.2f} read in (shared_buffers {await books.fetchval('SHOW shared_buffers')})")
+          f"{(read_after - read) / args.orders:.2f} read in (shared_buffers {shared_buffers})")
     print("\n".join(f"  {line}" for line in cost_table.splitlines()))
     return run
 
@@ -69,8 +70,8 @@ async def main(args: argparse.Namespace) -> None:
                 elapsed = time.monotonic() - began
                 print(f"  {in_store:>10,} orders in the store after {elapsed:7.0f} s: this round "
                       f"{round_.rate(round_.allocated_at):,.0f} allocated/s, {round_.rate(round_.status_at):,.0f} "
-                      f"to a status/s, {round_.rate(round_.mailed_at):,.0f} mailed/s, {(read_after - read) / round_.orders:.2f} "
-                      f"pages read in per order ({load_average()})", flush=True)
+                      f"to a status/s, {round_.rate(round_.mailed_at):,.0f} mailed/s, "
+                      f"{(read_after - read) / round_.orders:.2f} pages read in per order ({load_average()})", flush=True)
             events = await books.fetchval(EVENTS_IN_STORES)
             print(f"\nthe stores now hold {in_store:,} orders and {events:,} events")
             print("the largest tables (r) and indexes (i):")
