@@ -46,6 +46,18 @@ async def order_service_on(bootstrap_servers: str, topic: str, pools, release: a
     return service, settings
 
 
+async def started_service(bootstrap_servers: str, topic: str, pools):
+    """The service started by hand, for a test that stops it at a moment of its choosing (`lifespan.__aexit__`):
+    its database pool, its lifespan, and the events that release and tell of a batch of `hang-*` orders."""
+    release, entered = asyncio.Event(), asyncio.Event()
+    service, settings = await order_service_on(bootstrap_servers, topic, pools, release, entered)
+    pool = await pools("order")
+    app = build_app(service, settings)
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    return pool, lifespan, release, entered
+
+
 async def place(bootstrap_servers: str, topic: str, *order_ids: str) -> list[str]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False)
     await producer.start()
@@ -137,12 +149,7 @@ async def test_a_service_stops_while_the_broker_is_away_with_offsets_still_to_co
     try:
         servers = broker.bootstrap_servers
         topic = await new_topic(servers, "orders.commands-offsets")
-        release, entered = asyncio.Event(), asyncio.Event()
-        service, settings = await order_service_on(servers, topic, pools, release, entered)
-        pool = await pools("order")
-        app = build_app(service, settings)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
+        pool, lifespan, release, entered = await started_service(servers, topic, pools)
         try:
             hung, after = await place(servers, topic, "hang-1", "after")
             await asyncio.wait_for(entered.wait(), 30)
@@ -162,12 +169,7 @@ async def test_a_service_stops_while_the_broker_is_away_with_offsets_still_to_co
 async def test_a_service_stopped_in_the_middle_of_a_batch_commits_it_and_resumes_after_it(apache_kafka, pools):
     topic = await new_topic(apache_kafka, "orders.commands-offsets")
     partition = TopicPartition(topic, 0)
-    release, entered = asyncio.Event(), asyncio.Event()
-    service, settings = await order_service_on(apache_kafka, topic, pools, release, entered)
-    pool = await pools("order")
-    app = build_app(service, settings)
-    lifespan = app.router.lifespan_context(app)
-    await lifespan.__aenter__()
+    pool, lifespan, release, entered = await started_service(apache_kafka, topic, pools)
     [hung] = await place(apache_kafka, topic, "hang-1")
     await asyncio.wait_for(entered.wait(), 30)
     stopping = asyncio.create_task(lifespan.__aexit__(None, None, None))
