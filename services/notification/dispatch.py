@@ -46,7 +46,6 @@ class Dispatcher:
         self._wakeup = Wakeup()
         self._busy = False  # something was due since the dispatcher last looked
         self._settled_at = -SETTLE_EVERY_S
-        self.idle = False  # waiting to be woken
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -63,9 +62,7 @@ class Dispatcher:
                     idle_since, self._busy = time.monotonic(), False
                 elif time.monotonic() - idle_since > IDLE_CLOSE_S:
                     await self.close()
-                self.idle = True
                 await self._wakeup.wait()
-                self.idle = False
         finally:
             await self.close()
 
