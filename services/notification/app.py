@@ -59,8 +59,8 @@ SERVICE = Service(
     key_field="order_id",
     background=background,
     gauges=gauges,
-    # Off the way to the allocation: at 300 orders/s gathering cut the allocation's p50 from 62-67 to 40-47 ms,
-    # the notification service's CPU per order by a third (benchmarks/throughput.py).
+    # Off the way to the allocation: at 50 and 100 orders/s, gathering cut the allocation's p50 by a third or
+    # more, and this service's CPU per order by two thirds (README, Benchmark: the third round).
     gather_ms=200,
     # A notification still waiting for its order's contact after the retention is refused, not pruned: its
     # OrderPlaced cannot come any more, as Kafka no longer holds it.
