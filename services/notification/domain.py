@@ -1,7 +1,7 @@
-"""What to tell a customer, and when: pure functions from events to notifications, the backorders a batch
-leaves waiting, and the rule that coalesces ETA changes into one update per order."""
+"""What to tell a customer, and when: pure functions from events to notifications, each refused line told
+once, the backorders a batch leaves waiting, and the rule that coalesces ETA changes into one update per order."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -13,8 +13,11 @@ from contracts.events import (
     BackorderFulfilled,
     DiscountOffered,
     Event,
+    OrderBackordered,
     OrderCancelled,
     OrderConfirmed,
+    OrderReadyToShip,
+    OrderRejected,
     OrderShipped,
     OrderStatusChanged,
     RejectedLine,
@@ -43,26 +46,34 @@ def named_skus(event: Event) -> set[str]:
     match event:
         case BackorderCreated() | BackorderFulfilled() | ReservationRevoked():
             return {event.sku}
-        case OrderCancelled():
-            return {l.sku for l in event.lines} | {l.sku for l in event.rejected_lines}
-        case OrderStatusChanged():
-            return {l.sku for l in event.rejected_lines}
-        case OrderShipped():
-            return {l.sku for l in event.lines}
-    return set()
+        case OrderCancelled() | OrderShipped():
+            return {l.sku for l in event.lines} | {l.sku for l in refused(event)}
+    return {l.sku for l in refused(event)}
+
+
+def refused(event: Event) -> list[RejectedLine]:
+    """The refused lines a status event carries: all of its order's refusals so far."""
+    match event:
+        case OrderRejected():
+            return event.lines
+        case OrderConfirmed() | OrderBackordered() | OrderReadyToShip() | OrderCancelled() | OrderStatusChanged():
+            return event.rejected_lines
+    return []
 
 
 def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},
-           alternatives: Mapping[str, Sequence[tuple[str, str]]] = {}) -> Notification | None:
+           alternatives: Mapping[str, Sequence[tuple[str, str]]] = {}, told: Set[str] = frozenset()
+           ) -> Notification | None:
     """The notification `event` (carried by the message `cause_id`) calls for, if any. `names` are product
     names by SKU, where known; `alternatives` are (sku, name) by SKU of products in stock now that could
-    replace a backordered one."""
+    replace a backordered one; `told` the SKUs of the order's refused lines told before, which it leaves out."""
+    untold = [line for line in refused(event) if line.sku not in told]
     match event:
         case OrderConfirmed():
             kind = "order_confirmed"
             subject = f"Order {event.order_id} is confirmed"
             body = "Thank you: every item of your order is reserved from stock and will ship soon.\n"
-            for line in event.rejected_lines:
+            for line in untold:
                 body += f"We could not accept {line.sku}: {line.message}.\n"
         case BackorderCreated():
             kind = "backorder_created"
@@ -120,7 +131,7 @@ def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},
             body = "Your order is closed: nothing of it is left to ship.\n"
             if event.reason:
                 body += f"Reason: {event.reason.rstrip('.')}.\n"
-            body += _refused(event.rejected_lines, names)
+            body += _refused(untold, names)
         case OrderCancelled():
             kind = "order_cancelled"
             subject = f"Order {event.order_id}: cancellation confirmed"
@@ -134,15 +145,41 @@ def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},
                 body += f"A refund of {amount} is on its way.\n"
             else:
                 body += "Anything you paid for the cancelled items will be refunded.\n"
-            body += _refused(event.rejected_lines, names)
-        case OrderStatusChanged(rejected_lines=[_, *_]):
-            # Refusals that arrived after the rest shipped: told once per order, with the first such status.
-            kind, cause_id = "lines_refused", event.order_id
-            subject = f"Order {event.order_id}: items we could not accept"
-            body = _refused(event.rejected_lines, names) + "Everything else of your order has shipped or ships soon.\n"
+            body += _refused(untold, names)
+        case OrderRejected() | OrderBackordered() | OrderReadyToShip() | OrderStatusChanged() if untold:
+            # Refusals no mail of this order told yet, and no mail of its own carries: named after what it tells
+            # (no line is told twice, so no two of these share it).
+            kind, cause_id = "lines_refused", " ".join([event.order_id, *sorted(line.sku for line in untold)])
+            if isinstance(event, OrderRejected):
+                subject = f"Order {event.order_id} could not be accepted"
+                rest = "Nothing of your order can be ordered, so nothing of it will ship.\n"
+            else:
+                subject = f"Order {event.order_id}: items we could not accept"
+                rest = "The rest of your order is not affected.\n"
+            body = _refused(untold, names) + rest
         case _:
             return None
     return Notification(notification_id(kind, cause_id), event.order_id, kind, subject, body)
+
+
+def decide_each(events: Sequence[tuple[Event, str]], told: Mapping[str, Set[str]], names: Mapping[str, str] = {},
+                alternatives: Mapping[str, Sequence[tuple[str, str]]] = {}
+                ) -> tuple[list[Notification | None], list[tuple[str, str, UUID]]]:
+    """`decide` for a batch's events (each with the id of the message that carried it), in order: each refused
+    line is told by the first of them that carries it, unless its order's SKUs `told` before name it. Returns
+    the notifications, one per event, and the refusals they tell, (order, SKU, notification id) each."""
+    told_now = {order_id: set(skus) for order_id, skus in told.items()}
+    notifications, newly_told = [], []
+    for event, cause_id in events:
+        lines = refused(event)
+        order_told = told_now.setdefault(event.order_id, set()) if lines else set()
+        notification = decide(event, cause_id, names, alternatives, order_told)
+        for line in lines:
+            if line.sku not in order_told:  # decide told it: an event carrying a line not told is always mailed
+                order_told.add(line.sku)
+                newly_told.append((event.order_id, line.sku, notification.notification_id))
+        notifications.append(notification)
+    return notifications, newly_told
 
 
 def _item(sku: str, names: Mapping[str, str]) -> str:

@@ -14,9 +14,12 @@ from contracts.events import (
     BackorderEtaChanged,
     BackorderFulfilled,
     DiscountOffered,
+    OrderBackordered,
     OrderCancelled,
     OrderConfirmed,
     OrderPlaced,
+    OrderReadyToShip,
+    OrderRejected,
     OrderShipped,
     OrderStatusChanged,
     ProductRegistered,
@@ -30,9 +33,9 @@ from services.runtime.messages import Message
 # them in this order: `projections.learn` from every one (the notifications waiting for a contact it learnt
 # are released); then `tell_customers` for those that call for a notification now, and `coalesce_eta_changes`
 # for those that call for an ETA update (domain decides which).
-READS = (OrderPlaced, OrderConfirmed, OrderCancelled, OrderShipped, OrderStatusChanged, DiscountOffered, BackorderCreated,
-         BackorderEtaChanged, BackorderFulfilled, BackorderCancelled, ReservationRevoked, ProductRegistered,
-         ProductUpdated, AvailabilityChanged)
+READS = (OrderPlaced, OrderConfirmed, OrderBackordered, OrderReadyToShip, OrderRejected, OrderCancelled, OrderShipped,
+         OrderStatusChanged, DiscountOffered, BackorderCreated, BackorderEtaChanged, BackorderFulfilled,
+         BackorderCancelled, ReservationRevoked, ProductRegistered, ProductUpdated, AvailabilityChanged)
 
 
 def inbox_key(message: Message) -> str:
@@ -53,17 +56,22 @@ async def handle(conn: asyncpg.Connection, messages: list[Message], eta_window_s
 
 async def tell_customers(conn: asyncpg.Connection, messages: Sequence[Message], now: datetime,
                          channels: Sequence[str]) -> None:
-    """Queue the notification each event calls for, due now, named after its cause."""
+    """Queue the notification each event calls for, due now, named after its cause; each refused line is told
+    by the first that carries it, and remembered."""
     names = await projections.product_names(conn, {sku for m in messages for sku in domain.named_skus(m.body)})
     alternatives = await projections.in_stock_alternatives(
         conn, {m.body.sku for m in messages if isinstance(m.body, BackorderCreated)})
+    told = await projections.refusals_told(conn, {m.body.order_id for m in messages if domain.refused(m.body)})
+    notifications, newly_told = domain.decide_each([(m.body, m.envelope.id) for m in messages], told, names,
+                                                   alternatives)
     queued: dict[UUID, outbox.Queued] = {}  # one cause told twice in a batch is queued once
-    for message in messages:
+    for message, notification in zip(messages, notifications):
         envelope = message.envelope
-        if notification := domain.decide(message.body, envelope.id, names, alternatives):
+        if notification:
             queued.setdefault(notification.notification_id, outbox.Queued(
                 notification, envelope.correlationid or envelope.id, envelope.id, envelope.traceparent))
     await outbox.queue(conn, list(queued.values()), now, channels)
+    await projections.remember_refusals_told(conn, newly_told)
 
 
 async def coalesce_eta_changes(conn: asyncpg.Connection, messages: Sequence[Message], now: datetime,

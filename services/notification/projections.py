@@ -1,15 +1,18 @@
 """The notification service's read tables, learnt from the other services' events: who to tell about each
-order, the products' names, alternatives and availability, the waiting backorders' ETAs, goodwill discounts."""
+order, the products' names, alternatives and availability, the waiting backorders' ETAs, goodwill discounts;
+and which refused lines each customer was told."""
 
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
+from uuid import UUID
 
 import asyncpg
 
 from contracts.events import AvailabilityChanged, DiscountOffered, Event, OrderPlaced, ProductRegistered, ProductUpdated
 from services.notification import domain
+from services.runtime.eventstore import ConcurrencyError
 
 # Returns the orders whose contact is new: notifications may wait for it (outbox.release_waiting).
 SAVE_CONTACTS = """
@@ -64,6 +67,14 @@ WHERE e.order_id = ANY($1::text[]) AND e.eta IS NOT NULL ORDER BY e.order_id, e.
 SLIP_DISCOUNTS_TO_MAIL = """
 SELECT order_id, code, percent FROM discounts
 WHERE order_id = ANY($1::text[]) AND NOT mailed AND cause = 'eta_slipped'
+"""
+REFUSALS_TOLD = "SELECT order_id, sku FROM refusals_told WHERE order_id = ANY($1::text[])"
+# A row another transaction wrote since REFUSALS_TOLD read (two consumers of one partition across a rebalance)
+# is not returned: its line was told there, so this batch is retried, and reads it.
+REMEMBER_REFUSALS_TOLD = """
+INSERT INTO refusals_told (order_id, sku, notification_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[]) ON CONFLICT DO NOTHING
+RETURNING 1
 """
 MARK_DISCOUNTS_MAILED = "UPDATE discounts SET mailed = true WHERE order_id = ANY($1::text[])"
 
@@ -125,3 +136,19 @@ async def slip_discounts_to_mail(conn: asyncpg.Connection, order_ids: Sequence[s
 async def mark_discounts_mailed(conn: asyncpg.Connection, order_ids: Sequence[str]) -> None:
     if order_ids:
         await conn.execute(MARK_DISCOUNTS_MAILED, list(order_ids))
+
+
+async def refusals_told(conn: asyncpg.Connection, order_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The SKUs of each order's refused lines its customer was told, for the orders that have any."""
+    told: dict[str, set[str]] = defaultdict(set)
+    if order_ids := sorted(set(order_ids)):
+        for row in await conn.fetch(REFUSALS_TOLD, order_ids):
+            told[row["order_id"]].add(row["sku"])
+    return told
+
+
+async def remember_refusals_told(conn: asyncpg.Connection, told: Sequence[tuple[str, str, UUID]]) -> None:
+    """Note the refused lines told now, (order, SKU, notification id) each; ConcurrencyError if another batch
+    told one of them since `refusals_told` read."""
+    if told and len(await conn.fetch(REMEMBER_REFUSALS_TOLD, *zip(*told))) < len(told):
+        raise ConcurrencyError("refused lines told by another batch meanwhile")

@@ -12,10 +12,15 @@ from contracts.events import (
     BackorderCancelled,
     BackorderCreated,
     BackorderEtaChanged,
+    OrderBackordered,
     OrderCancelled,
+    OrderConfirmed,
     OrderPlaced,
+    OrderReadyToShip,
     OrderShipped,
+    OrderStatusChanged,
     ProductRegistered,
+    BackorderedLine,
     RejectedLine,
     ShippedLine,
 )
@@ -195,3 +200,52 @@ async def test_each_shipment_of_an_order_is_told_on_its_own(pools):
 
     assert [m.subject for m in service.mails("order_shipped")] == ["Order o1: part of it has shipped",
                                                                     "Order o1 has shipped"]
+
+
+# --- refused lines: each told once, in the first mail that can carry it --------------------------------
+
+GONE = RejectedLine(sku="GONE", reason="unknown_sku", message="GONE is not a product we sell")
+RADIO = RejectedLine(sku="RADIO", reason="discontinued", message="Old Radio is discontinued and only 0 are left")
+
+
+async def test_a_refusal_carried_by_the_backorder_status_is_mailed(pools):
+    service = Notifications(await pools("notification"))
+    waiting = BackorderedLine(sku="LAMP", quantity=2, estimated_ship_date=ETA)
+    await service.receive(placed("o1", "LAMP", "GONE"), backordered("o1", "LAMP", 2),
+                          OrderBackordered(order_id="o1", backordered_lines=[waiting], rejected_lines=[GONE]))
+    await service.dispatch()
+
+    refused = service.mails("lines_refused")
+    assert len(refused) == 1 and "  - GONE: GONE is not a product we sell\n" in refused[0].body
+
+
+async def test_a_refusal_carried_by_ready_to_ship_is_mailed(pools):
+    service = Notifications(await pools("notification"))
+    await service.receive(placed("o1", "LAMP", "GONE"), OrderReadyToShip(order_id="o1", rejected_lines=[GONE]))
+    await service.dispatch()
+
+    assert [m.kind for m in service.mails()] == ["lines_refused"]
+    assert "GONE is not a product we sell" in service.mails()[0].body
+
+
+async def test_a_refusal_told_with_the_confirmation_is_not_told_again_when_the_order_ships(pools):
+    service = Notifications(await pools("notification"))
+    await service.receive(placed("o1", "LAMP", "GONE"), OrderConfirmed(order_id="o1", rejected_lines=[GONE]))
+    await service.receive(OrderStatusChanged(order_id="o1", status="shipped", rejected_lines=[GONE]))
+    await service.dispatch()
+
+    assert [m.kind for m in service.mails()] == ["order_confirmed"]
+    assert "GONE" in service.mails()[0].body
+
+
+async def test_a_second_refusal_after_one_told_is_told_alone(pools):
+    service = Notifications(await pools("notification"))
+    await service.receive(placed("o1", "LAMP", "GONE", "RADIO"), product("RADIO", "Old Radio"))
+    await service.receive(OrderStatusChanged(order_id="o1", status="partially_shipped", rejected_lines=[GONE]))
+    await service.receive(OrderStatusChanged(order_id="o1", status="shipped", rejected_lines=[GONE, RADIO]))
+    await service.dispatch()
+
+    first, second = service.mails("lines_refused")
+    assert "GONE" in first.body and "RADIO" not in first.body
+    assert "Old Radio (RADIO): Old Radio is discontinued" in second.body and "GONE" not in second.body
+    assert len(await service.sent_events("lines_refused")) == 2
