@@ -30,6 +30,7 @@ from contracts.events import (
     OrderPlaced,
     OrderRejected,
     OrderShipped,
+    OrderStatusChanged,
     OutOfStock,
     ReservationRevoked,
     StockReleased,
@@ -133,6 +134,22 @@ def test_an_order_refused_while_its_cancellation_was_under_way_is_told_rejected_
     assert s.order.status == "rejected"
     told = [e for e in s.events if isinstance(e, (OrderRejected, OrderCancelled))]
     assert any(isinstance(e, OrderRejected) for e in told) or any(e.rejected_lines for e in told), told
+
+
+def test_a_line_refused_while_its_cancellation_was_under_way_and_the_rest_shipped_is_named_by_a_status():
+    """Found by test_refusals_told_once: B's cancellation crosses its refusal and A ships meanwhile. The
+    cancellation held the status back, the shipment (which names no refused line) took its place, and no status
+    event ever named B: the customer never learnt it was refused."""
+    s = Script(("A", 1, Decimal("5.00")), ("B", 1, Decimal("5.00")))
+    s(decisions.cancel, CancelOrder(order_id="o1", sku="B"))
+    s.inventory(OutOfStock(order_id="o1", sku="B", quantity=1, reason="unknown_sku", message="B is not sold here"))
+    s.inventory(StockReserved(order_id="o1", sku="A", quantity=1))
+    s(decisions.ship, ShipOrder(order_id="o1", shipment_id="sh1"))
+    answered = s.inventory(StockReleased(order_id="o1", sku="B", quantity=0, backorder_cancelled=0, kept=0))
+
+    [status] = [e for e in answered if isinstance(e, OrderStatusChanged)]
+    assert status.status == "shipped" and [line.sku for line in status.rejected_lines] == ["B"], answered
+    assert s.order.announced == "shipped" and s.rebuilt() == s.order
 
 
 def test_a_whole_cancellation_that_closes_an_order_with_a_refused_line_names_the_refused_line():

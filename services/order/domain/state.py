@@ -197,9 +197,11 @@ def evolve(order: Order | None, event: Event) -> Order:
             order.discount_code = event.code
     order.status = derive_status(order)
     # What the status events told. A partial cancellation tells no status, nor does a shipment before every
-    # line is decided: the status event that follows (OrderStatusChanged, when no other fits) does.
+    # line is decided or before any status was told (a cancellation under way held it back): the status event
+    # that follows (OrderStatusChanged, when no other fits) does, naming the refused lines a shipment does not.
     if isinstance(event, (OrderConfirmed, OrderBackordered, OrderReadyToShip, OrderRejected, OrderStatusChanged)) or (
             isinstance(event, OrderCancelled) and order.status == "cancelled") or (
-            isinstance(event, OrderShipped) and order.status in ("partially_shipped", "shipped")):
+            isinstance(event, OrderShipped) and order.status in ("partially_shipped", "shipped")
+            and order.announced != "placed"):
         order.announced = order.status
     return order
