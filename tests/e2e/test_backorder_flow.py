@@ -3,7 +3,7 @@
 import json
 from datetime import UTC, date, datetime, timedelta
 
-from contracts.commands import ExpectReplenishment, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct
+from contracts.commands import ExpectReplenishment, OrderLine, PlaceOrder, ReceiveStock, RegisterProduct, ShipOrder
 from contracts.topics import INVENTORY_COMMANDS, INVENTORY_EVENTS, NOTIFICATIONS_EVENTS, ORDERS_COMMANDS, ORDERS_EVENTS
 from services.runtime.docs import DOCS
 from tests.support import eventually, exactly, only, unique
@@ -117,6 +117,32 @@ async def test_backorder_eta_is_the_first_replenishment_not_promised_to_earlier_
                for r in await stack.bus.wait_for(INVENTORY_EVENTS, "BackorderCreated", count=2, sku=sku)}
     assert created[first] == soon.isoformat()
     assert date.fromisoformat(created[second]) >= soon + timedelta(days=25)  # lead time: the PO is promised
+
+
+async def test_a_line_refused_beside_a_backorder_is_mailed_once_through_the_fill_and_the_shipment(stack):
+    sku, unknown, order_id, email = unique("sku"), unique("nosuch"), unique("ord"), f"{unique('c')}@example.com"
+    await register(stack, sku, stock=1)
+    await stack.bus.send(ORDERS_COMMANDS, PlaceOrder(order_id=order_id, customer_id="c", customer_email=email, lines=[
+        OrderLine(sku=sku, quantity=3), OrderLine(sku=unknown, quantity=1)]), order_id)
+
+    status = (await stack.bus.wait_for(ORDERS_EVENTS, "OrderBackordered", order_id=order_id))[0].data
+    assert [line["sku"] for line in status["rejected_lines"]] == [unknown]
+    refused = await eventually(lambda: only([m for m in stack.mails_to(email) if "could not accept" in m["Subject"]]))
+    assert f"  - {unknown}: {unknown} is not a product we sell" in refused.get_content()
+
+    # The fill's status carries the refusal again (OrderReadyToShip): told already. Its mails go out before the
+    # shipment's, queued later.
+    await stack.bus.send(INVENTORY_COMMANDS, ReceiveStock(receipt_id=unique("r"), sku=sku, quantity=2), sku)
+    assert (await stack.bus.wait_for(ORDERS_EVENTS, "OrderReadyToShip", order_id=order_id))[0].data["rejected_lines"]
+    await stack.bus.send(ORDERS_COMMANDS, ShipOrder(order_id=order_id, shipment_id=unique("shp")), order_id)
+
+    def told_once() -> None:
+        sent = {r.data["notification_id"]: r.data["kind"]  # on every channel the stack has
+                for r in stack.bus.events(NOTIFICATIONS_EVENTS, "NotificationSent", order_id=order_id)}
+        assert sorted(sent.values()) == ["backorder_created", "backorder_fulfilled", "lines_refused", "order_shipped"]
+
+    await eventually(told_once)
+    assert len([m for m in stack.mails_to(email) if "could not accept" in m["Subject"]]) == 1
 
 
 async def test_line_that_cannot_be_ordered_is_rejected_with_a_reason(stack):
