@@ -1,9 +1,12 @@
 """The notification service on real PostgreSQL: events in through its consumer and handler, out through the
 dispatcher to channels that keep what they are given."""
 
+import asyncio
 import json
 from datetime import date
 from functools import partial
+
+import pytest
 
 from contracts.commands import OrderLine
 from contracts.envelope import Envelope
@@ -25,11 +28,12 @@ from contracts.events import (
     ShippedLine,
 )
 from contracts.topics import INVENTORY_EVENTS, ORDERS_EVENTS
-from services.notification import app, handlers
+from services.notification import app, handlers, projections
 from services.notification.channels import Outgoing
 from services.notification.dispatch import Dispatcher
 from services.runtime.consumer import BatchConsumer
-from tests.integration.helpers import Published, record
+from services.runtime.eventstore import ConcurrencyError
+from tests.integration.helpers import Published, message, record
 
 ETA = date(2026, 12, 9)
 LATER = date(2026, 12, 23)
@@ -249,3 +253,44 @@ async def test_a_second_refusal_after_one_told_is_told_alone(pools):
     assert "GONE" in first.body and "RADIO" not in first.body
     assert "Old Radio (RADIO): Old Radio is discontinued" in second.body and "GONE" not in second.body
     assert len(await service.sent_events("lines_refused")) == 2
+
+
+async def test_a_refusal_redelivered_or_sent_again_under_a_new_id_is_not_told_again(pools):
+    service = Notifications(await pools("notification"), channels=("email", "webhook"))
+    status = OrderStatusChanged(order_id="o1", status="shipped", rejected_lines=[GONE])
+    await service.receive(placed("o1", "LAMP", "GONE"))
+
+    first = await service.receive(status, status)  # twice in a batch, two message ids
+    await service.receive(*first)  # redelivered: the inbox drops it
+    await service.receive(status)  # a new message id: past the inbox, the refusal is known told
+    await service.dispatch()
+
+    assert len(service.mails("lines_refused")) == 1 and len(service.webhook.sent) == 1
+    assert [r["sku"] for r in await service.pool.fetch("SELECT sku FROM refusals_told WHERE order_id = 'o1'")] == ["GONE"]
+
+
+async def test_a_refusal_another_batch_tells_meanwhile_fails_the_batch_which_is_retried_and_tells_nothing(pools):
+    """Two consumers of one partition across a rebalance: each read no refusal told; the later to commit finds
+    the other's row, and its batch fails with ConcurrencyError (which the consumer retries)."""
+    pool = await pools("notification")
+    service = Notifications(pool)
+    await service.receive(placed("o1", "LAMP", "GONE"))
+    status = partial(OrderStatusChanged, order_id="o1", rejected_lines=[GONE])
+
+    async with pool.acquire() as first, pool.acquire() as second:
+        racing_transaction = second.transaction()
+        await racing_transaction.start()
+        async with first.transaction():
+            await handlers.handle(first, [message(ORDERS_EVENTS, status(status="partially_shipped"))], 0)
+            # Reads nothing told (the first has not committed), then waits on the first's rows.
+            racing = asyncio.create_task(handlers.handle(second, [message(ORDERS_EVENTS, status(status="shipped"))], 0))
+            await asyncio.sleep(0.5)
+            assert not racing.done()
+        with pytest.raises(ConcurrencyError):
+            await racing
+        await racing_transaction.rollback()
+
+    # The retried batch reads the row and tells nothing.
+    await service.receive(status(status="shipped"))
+    await service.dispatch()
+    assert len(service.mails("lines_refused")) == 1

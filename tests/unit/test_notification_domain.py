@@ -11,7 +11,11 @@ from contracts.events import (
     CancelledLine,
     DiscountOffered,
     OrderCancelled,
+    OrderConfirmed,
+    OrderReadyToShip,
+    OrderRejected,
     OrderShipped,
+    OrderStatusChanged,
     RejectedLine,
     ReservationRevoked,
     ShippedLine,
@@ -161,3 +165,38 @@ def test_an_order_closed_by_a_refused_last_line_says_which_items_could_not_be_or
     assert "  - Old Radio (RADIO): Old Radio is discontinued and only 0 are left\n" in mail.body
     assert "  - GONE: GONE is not a product we sell\n" in mail.body
     assert "refund" not in mail.body.lower()
+
+
+GONE = RejectedLine(sku="GONE", reason="unknown_sku", message="GONE is not a product we sell")
+RADIO = RejectedLine(sku="RADIO", reason="discontinued", message="Old Radio is discontinued and only 0 are left")
+
+
+def test_a_rejected_order_is_mailed_every_line_that_could_not_be_ordered():
+    mail = domain.decide(OrderRejected(order_id="o1", reason="no line of the order can be ordered",
+                                       lines=[GONE, RADIO]), "m1", {"RADIO": "Old Radio"})
+
+    assert (mail.kind, mail.subject) == ("lines_refused", "Order o1 could not be accepted")
+    assert "  - GONE: GONE is not a product we sell\n  - Old Radio (RADIO): Old Radio is discontinued" in mail.body
+
+
+def test_mails_leave_out_the_refusals_told_before_and_a_status_naming_none_new_calls_for_no_mail():
+    confirmed = domain.decide(OrderConfirmed(order_id="o1", rejected_lines=[GONE, RADIO]), "m1", told={"GONE"})
+    assert "RADIO" in confirmed.body and "GONE" not in confirmed.body
+    assert domain.decide(OrderReadyToShip(order_id="o1", rejected_lines=[GONE, RADIO]), "m2",
+                         told={"GONE", "RADIO"}) is None
+
+
+def test_a_batch_tells_each_refusal_with_the_first_event_that_carries_it_whatever_was_told_before():
+    events = [(OrderConfirmed(order_id="o1", rejected_lines=[GONE]), "m1"),
+              (OrderStatusChanged(order_id="o1", status="partially_shipped", rejected_lines=[GONE]), "m2"),
+              (OrderStatusChanged(order_id="o1", status="shipped", rejected_lines=[GONE, RADIO]), "m3"),
+              (OrderReadyToShip(order_id="o2", rejected_lines=[GONE, RADIO]), "m4")]
+
+    mails, told = domain.decide_each(events, {"o2": {"RADIO"}})
+
+    assert [m and m.kind for m in mails] == ["order_confirmed", None, "lines_refused", "lines_refused"]
+    assert told == [("o1", "GONE", mails[0].notification_id), ("o1", "RADIO", mails[2].notification_id),
+                    ("o2", "GONE", mails[3].notification_id)]
+    assert "GONE" not in mails[2].body and "RADIO" not in mails[3].body
+    # Named after what it tells: the same lines told again (a redelivery) are the same notification.
+    assert mails[2].notification_id == domain.notification_id("lines_refused", "o1 RADIO")
