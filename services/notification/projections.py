@@ -150,5 +150,6 @@ async def refusals_told(conn: asyncpg.Connection, order_ids: Iterable[str]) -> d
 async def remember_refusals_told(conn: asyncpg.Connection, told: Sequence[tuple[str, str, UUID]]) -> None:
     """Note the refused lines told now, (order, SKU, notification id) each; ConcurrencyError if another batch
     told one of them since `refusals_told` read."""
-    if told and len(await conn.fetch(REMEMBER_REFUSALS_TOLD, *zip(*told))) < len(told):
+    # Sorted: two batches racing on the same rows take them in one order and cannot deadlock.
+    if told and len(await conn.fetch(REMEMBER_REFUSALS_TOLD, *zip(*sorted(told)))) < len(told):
         raise ConcurrencyError("refused lines told by another batch meanwhile")
