@@ -52,13 +52,19 @@ def named_skus(event: Event) -> set[str]:
 
 
 def refused(event: Event) -> list[RejectedLine]:
-    """The refused lines a status event carries: all of its order's refusals so far."""
+    """The refused lines a status event carries: all of its order's refusals so far, one per SKU (the first), as
+    each SKU is told once."""
     match event:
         case OrderRejected():
-            return event.lines
+            lines = event.lines
         case OrderConfirmed() | OrderBackordered() | OrderReadyToShip() | OrderCancelled() | OrderStatusChanged():
-            return event.rejected_lines
-    return []
+            lines = event.rejected_lines
+        case _:
+            return []
+    first: dict[str, RejectedLine] = {}
+    for line in lines:
+        first.setdefault(line.sku, line)
+    return list(first.values())
 
 
 def decide(event: Event, cause_id: str, names: Mapping[str, str] = {},

@@ -49,6 +49,16 @@ def test_every_event_carrying_a_refusal_not_told_is_mailed_naming_it_and_then_no
     assert told_again == [] and (again is None or refusals_named(again) == [])
 
 
+@pytest.mark.parametrize("event_type", EVENTS_WITH_REFUSALS, ids=lambda cls: cls.__name__)
+def test_a_sku_refused_twice_in_one_event_is_named_once(event_type):
+    event = carrying(event_type, [rejected("GONE", "first"), rejected("GONE", "second"), rejected("RADIO")])
+
+    [mail], told = domain.decide_each([(event, "m1")], {})
+
+    assert [sku for sku, _ in refusals_named(mail)] == ["GONE", "RADIO"], mail.body
+    assert [(sku, n) for _, sku, n in told] == [("GONE", mail.notification_id), ("RADIO", mail.notification_id)]
+
+
 def test_an_empty_sku_is_told_once_and_its_mail_is_not_another_orders():
     blank = OrderStatusChanged(order_id="o1", status="shipped", rejected_lines=[rejected("", "no SKU given")])
     other = OrderStatusChanged(order_id="o1", status="shipped", rejected_lines=[rejected("X")])
