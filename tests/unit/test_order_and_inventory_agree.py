@@ -57,6 +57,8 @@ class World:
     """Both services' states. Every event is delivered to the other side as soon as it is decided, or, when
     `in_flight`, queued on its partition (by SKU towards orders, by order towards inventory) until `deliver`."""
 
+    placeable = SKUS  # the SKUs a PlaceOrder step's quantities are for, in order
+
     def __init__(self, in_flight: bool = False) -> None:
         self.in_flight = in_flight
         self.to_orders: dict[str, list] = {sku: [] for sku in SKUS}
@@ -125,8 +127,8 @@ class World:
                     self.inventory(line.sku, allocation.ship(self.skus[line.sku], event.order_id, line.quantity,
                                                              self.today))
 
-    def place(self, order_id: str, quantities: tuple[int, int], allow_backorder: bool) -> None:
-        lines = [OrderLine(sku=sku, quantity=q) for sku, q in zip(SKUS, quantities) if q]
+    def place(self, order_id: str, quantities: tuple[int, ...], allow_backorder: bool) -> None:
+        lines = [OrderLine(sku=sku, quantity=q) for sku, q in zip(self.placeable, quantities) if q]
         if not lines:
             return
         placed = decisions.place(None, PlaceOrder(order_id=order_id, customer_id="c", customer_email="c@example.com",

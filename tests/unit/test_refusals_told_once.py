@@ -9,11 +9,10 @@ from collections import defaultdict
 from hypothesis import event, given, settings, target
 from hypothesis import strategies as st
 
-from contracts.commands import DiscontinueProduct, OrderLine, PlaceOrder
+from contracts.commands import DiscontinueProduct
 from services.inventory.domain import products
 from services.inventory.domain.state import Sku
 from services.notification import domain
-from services.order.domain import decisions
 from tests.unit import test_order_and_inventory_agree as agree
 
 UNKNOWN = "X"  # never registered: every line of it is refused
@@ -24,6 +23,8 @@ class World(agree.World):
     """The two services of test_order_and_inventory_agree with two more SKUs: C (registered, and discontinued
     by a step) and one that is no product."""
 
+    placeable = SKUS
+
     def __init__(self, in_flight: bool) -> None:
         super().__init__(in_flight)
         for sku in ("C", UNKNOWN):
@@ -32,14 +33,6 @@ class World(agree.World):
         self.inventory("C", products.register_product(self.skus["C"], agree.RegisterProduct(
             sku="C", name="C", lead_time_days=3), agree.TODAY))
 
-    def place(self, order_id: str, quantities: tuple[int, ...], allow_backorder: bool) -> None:
-        lines = [OrderLine(sku=sku, quantity=q) for sku, q in zip(SKUS, quantities) if q]
-        if not lines:
-            return
-        placed = decisions.place(None, PlaceOrder(order_id=order_id, customer_id="c", customer_email="c@example.com",
-                                                  lines=lines, allow_backorder=allow_backorder))
-        self.order(order_id, placed)
-        self.to_inventory_of(order_id, placed)
 
 
 QUANTITIES = st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 3), st.sampled_from((0, 0, 1)))
