@@ -55,10 +55,8 @@ async def handle_all(conn: asyncpg.Connection, events: list) -> float:
 async def measure(orders: int) -> None:
     admin_url, where = postgres.ensure_database()
     name = f"orderflow_refusals_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f"CREATE DATABASE {name}")
+    url = await postgres.create_database(admin_url, name)
     try:
-        url = db.with_database(admin_url, name)
         login = db.local_url(url, "notification")
         await db.set_up(url, "notification", login)
         conn = await asyncpg.connect(login, server_settings=db.session_settings("notification"))
@@ -73,8 +71,7 @@ async def measure(orders: int) -> None:
                   + " per event")
         await conn.close()
     finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+        await postgres.drop_database(url)
 
 
 if __name__ == "__main__":
