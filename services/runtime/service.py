@@ -46,6 +46,13 @@ POLL_TIMEOUT_MS = 1000
 # What a gathering service's fetch waits for (or for its `gather_ms`): more than a batch of our events.
 GATHER_BYTES = 64 << 10
 
+# How long the broker holds a fetch that finds nothing, for a service that does not gather. It bounds a wait that
+# the partitions with records can get stuck in: aiokafka sends one fetch per broker at a time, and once records
+# have waited 0.1 s for a slow batch to end, it fetches the other partitions alone; when those are quiet, the
+# records that come meanwhile for the busy ones wait until the broker gives up on that fetch. At 500 ms, a record
+# after a slow batch could wait 0.5 s; at 100 ms an idle service sends 10 empty fetches a second.
+EMPTY_FETCH_WAIT_MS = 100
+
 # A gauge that cannot be read within this when /metrics is scraped is left out of that scrape, which answers.
 SCRAPE_TIMEOUT_S = 2
 
@@ -194,7 +201,7 @@ def build_app(service: Service, settings: Settings) -> Starlette:
         max_poll_interval_ms=300_000,
         # The broker answers a fetch once it has this much, or after the wait: at once, unless the service gathers.
         fetch_min_bytes=GATHER_BYTES if service.gather_ms else 1,
-        fetch_max_wait_ms=service.gather_ms or 500,
+        fetch_max_wait_ms=service.gather_ms or EMPTY_FETCH_WAIT_MS,
         listener=commits,
     )
 
