@@ -1,5 +1,5 @@
 """Where the time from PlaceOrder to the allocation goes, hop by hop, for the orders placed in the last
-`--since-s` seconds (run it right after `benchmarks.throughput`). Read from the topics alone: an event's
+`--since-s` seconds (`make bench` prints it for its own orders). Read from the topics alone: an event's
 envelope `time` is when its transaction began (the store's `now()`), its record's timestamp when the relay
 handed it to the producer.
 
@@ -11,6 +11,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Collection
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
@@ -56,9 +57,10 @@ async def read_since(bootstrap: str, security: dict, since_ms: int, *names: str)
         await consumer.stop()
 
 
-async def main(bootstrap: str, security: dict, since_s: float) -> None:
+async def split(bootstrap: str, security: dict, since_ms: int, order_ids: Collection[str] | None = None) -> list[str]:
+    """The hops' p50 and p99, as lines, for the orders placed since `since_ms` (of the epoch), or only for
+    `order_ids` among them."""
     times: dict[str, dict[str, float]] = {}
-    since_ms = int((time.time() - since_s) * 1000)
     for record in await read_since(bootstrap, security, since_ms, topics.ORDERS_COMMANDS, topics.ORDERS_EVENTS,
                                    topics.INVENTORY_EVENTS):
         try:
@@ -66,7 +68,7 @@ async def main(bootstrap: str, security: dict, since_s: float) -> None:
         except (TypeError, ValueError):
             continue
         order_id = (envelope.get("data") or {}).get("order_id")
-        if not order_id or not envelope.get("time"):
+        if not order_id or not envelope.get("time") or (order_ids is not None and order_id not in order_ids):
             continue
         seen = times.setdefault(order_id, {})
         if envelope["type"] == "PlaceOrder":
@@ -78,15 +80,13 @@ async def main(bootstrap: str, security: dict, since_s: float) -> None:
             seen.setdefault("allocated_tx", _seconds(envelope["time"]))
             seen.setdefault("allocated_out", record.timestamp / 1000)
     complete = [t for t in times.values() if len(t) == 5]
-    print(f"orders traced: {len(complete)}")
-    if not complete:
-        return
-    for name, start, end in HOPS:
+    lines = [f"orders traced: {len(complete)}"]
+    spans = [*HOPS, ("PlaceOrder sent -> allocation handed to the producer", "sent", "allocated_out")]
+    for name, start, end in spans if complete else ():
         took = sorted((t[end] - t[start]) * 1000 for t in complete)
-        print(f"{name:<72} p50 {statistics.median(took):6.1f} ms  p99 {took[int(len(took) * 0.99)]:6.1f} ms")
-    total = sorted((t["allocated_out"] - t["sent"]) * 1000 for t in complete)
-    print(f"{'PlaceOrder sent -> allocation handed to the producer':<72} p50 {statistics.median(total):6.1f} ms  "
-          f"p99 {total[int(len(total) * 0.99)]:6.1f} ms")
+        lines.append(f"{name:<72} p50 {statistics.median(took):6.1f} ms  p99 {took[int(len(took) * 0.99)]:6.1f} ms"
+                     f"  max {took[-1]:6.1f} ms")
+    return lines
 
 
 if __name__ == "__main__":
@@ -94,4 +94,5 @@ if __name__ == "__main__":
     parser.add_argument("--since-s", type=float, default=30, help="orders placed this many seconds ago or later")
     args = parser.parse_args()
     kafka = load_kafka()
-    asyncio.run(main(kafka.kafka_bootstrap_servers, kafka.client_security(), args.since_s))
+    since_ms = int((time.time() - args.since_s) * 1000)
+    print("\n".join(asyncio.run(split(kafka.kafka_bootstrap_servers, kafka.client_security(), since_ms))))

@@ -22,7 +22,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from benchmarks import costs
+from benchmarks import costs, hops
 from benchmarks.stack import Stack, own_stack
 from benchmarks.timeline import percentile, plot
 from contracts import topics
@@ -59,6 +59,7 @@ class Run:
     skus: int
     stock: int
     started: float = 0.0
+    started_ms: int = 0  # of the epoch: where the topics are read from for the hops
     sent: float = 0.0  # the last PlaceOrder acknowledged
     sent_at: dict[str, float] = field(default_factory=dict)
     placed_at: dict[str, float] = field(default_factory=dict)
@@ -124,7 +125,7 @@ class Load:
         tag = uuid.uuid4().hex[:6]
         order_ids = [f"bench-{tag}-o{i}" for i in range(orders)]
         watching = asyncio.create_task(self._watch(run))
-        run.started = time.perf_counter()
+        run.started, run.started_ms = time.perf_counter(), int(time.time() * 1000)
         pending = []
         for i, order_id in enumerate(order_ids):
             if rate and (ahead := run.started + i / rate - time.perf_counter()) > 0:
@@ -141,6 +142,10 @@ class Load:
             print(f"timed out after {timeout:.0f} s: of {orders}, {len(run.allocated_at)} allocated, "
                   f"{len(run.status_at)} with a status, {len(run.mailed_at)} mailed")
         return run
+
+    async def hops(self, run: Run) -> list[str]:
+        """The run's orders, hop by hop, read back from the topics."""
+        return await hops.split(self.bootstrap, self.security, run.started_ms - 1000, run.sent_at.keys())
 
     async def _watch(self, run: Run) -> None:
         orders = run.orders
@@ -240,6 +245,7 @@ async def main(args: argparse.Namespace) -> None:
                         args.sku_prefix) as load:
             await load.set_up()
             run, cost_table = await load.run(args.orders, args.rate, args.timeout), None
+            split = await load.hops(run)
     else:
         folder = STATE / "bench" / f"stack-{uuid.uuid4().hex[:8]}"
         async with own_stack(folder, keep=args.keep) as stack:
@@ -248,7 +254,9 @@ async def main(args: argparse.Namespace) -> None:
                 await warm_up(load, args.warm_up, args.timeout)
                 await load.set_up()
                 run, cost_table = await measured(stack, load, args.orders, args.rate, args.timeout)
+                split = await load.hops(run)
     print("\n".join(report(run)))
+    print("\n".join(["", "the same, hop by hop, from the times the events carry", *split]))
     print(load_average(), "(after)")
     if cost_table:
         print(f"\ncost per process, from the first PlaceOrder until the last order was mailed\n{cost_table}")
