@@ -28,16 +28,16 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
+from benchmarks.throwaway import python_with
 from contracts.commands import OrderLine
 from contracts.events import OrderLineReserved, OrderPlaced
-from infra import STATE, postgres
+from infra import postgres
 from services.runtime import db
 from services.runtime.eventstore import COLUMNS, NewEvent, append, new_event_ids
 
@@ -55,16 +55,6 @@ class Run:
         self.backend_us = None if backend_cpu_s is None else backend_cpu_s * 1e6 / events
 
 
-def their_python() -> str:
-    """The Python of a private environment with pyeventsourcing, made once."""
-    venv = STATE / "benchmarks" / "pyeventsourcing-9.5.6"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", PYEVENTSOURCING, "psycopg[binary]"], check=True)
-    return str(python)
-
-
 def theirs(url: str, events: int, per_transaction: int, db_functions: str) -> tuple[Run, str]:
     """One run of pyeventsourcing, and the synchronous_commit its connection ran with."""
     parts = urlsplit(url)
@@ -75,7 +65,8 @@ def theirs(url: str, events: int, per_transaction: int, db_functions: str) -> tu
         "POSTGRES_ENABLE_DB_FUNCTIONS": db_functions,
         "AGGREGATES": str(events // 2), "EVENTS_PER_AGGREGATE": "2", "PER_SAVE": str(per_transaction // 2),
     }
-    done = subprocess.run([their_python(), "-m", "benchmarks.pyeventsourcing_append"], env=env, check=True,
+    done = subprocess.run([python_with("pyeventsourcing-9.5.6", PYEVENTSOURCING, "psycopg[binary]"), "-m",
+                           "benchmarks.pyeventsourcing_append"], env=env, check=True,
                           stdout=subprocess.PIPE, text=True)
     result = json.loads(done.stdout.splitlines()[-1])
     return (Run(result["events"], result["seconds"], result["python_cpu_seconds"], result["backend_cpu_seconds"]),

@@ -14,7 +14,6 @@ import json
 import logging
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from infra import STATE, kafka
+from benchmarks.throwaway import python_with
+from infra import kafka
 from infra.topics import create_topics
 
 CONFLUENT_KAFKA = "confluent-kafka==2.16.1"
@@ -31,21 +31,14 @@ RECORD_BYTES = 900  # about an order's CloudEvent
 ROOT = Path(__file__).parent.parent
 
 
-def their_python() -> str:
-    """The Python of a private environment with confluent-kafka, made once."""
-    venv = STATE / "benchmarks" / CONFLUENT_KAFKA.replace("==", "-")
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", CONFLUENT_KAFKA], check=True)
-    return str(python)
-
-
 async def one_run(bootstrap: str, client: str, rate: float, seconds: float) -> tuple[float, list[float]]:
     """CPU microseconds per record of the hop, and each record's latency in ms."""
     source, target = f"bench.hop-in-{uuid.uuid4().hex[:6]}", f"bench.hop-out-{uuid.uuid4().hex[:6]}"
     await create_topics(bootstrap, partitions=3, names=[source, target])
-    python = sys.executable if client == "aiokafka" else their_python()
+    if client == "aiokafka":
+        python = sys.executable
+    else:
+        python = python_with(CONFLUENT_KAFKA.replace("==", "-"), CONFLUENT_KAFKA)
     hop = await asyncio.create_subprocess_exec(python, "-m", "benchmarks.kafka_client_hop", client, bootstrap, source,
                                                target, str(seconds), cwd=ROOT, stdout=asyncio.subprocess.PIPE)
     await hop.stdout.readline()  # ready
